@@ -1,0 +1,1 @@
+"""Data: named and user datasets, validation, splits, and in-model preprocessing."""

@@ -1,0 +1,203 @@
+"""Preprocessing that becomes part of the model, adapted on the training split only.
+
+A tabular model is three Keras pieces composed:
+
+    raw columns --lookup--> codes --featurizer--> one float vector --network--> output
+                 (strings)          (normalize, impute, one-hot)      (a zoo builder)
+
+* `lookup`: one `StringLookup` per categorical column (string -> integer code).
+* `featurizer`: `Normalization` + `FillMissing` (mean imputation) over the numeric columns, a
+  missing-value indicator for each numeric column that had missing training values, and
+  `CategoryEncoding` (one-hot) per categorical column, concatenated.
+* `network`: any registered zoo model taking `(batch, featurizer width)`.
+
+`core = network(featurizer(codes))` uses only builtin TFLite ops, so it is the TFLite artifact;
+`schema.json` beside it records the vocabularies a client needs to turn strings into codes.
+`full = core(lookup(raw))` takes the raw columns by name: it is `model.keras` and the SavedModel.
+The network trains on the featurizer's output computed once, so small tables do not pay for
+preprocessing every epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from datasets.tabular import MISSING_CATEGORY, TabularSchema
+from zoo.layers import FillMissing, MissingIndicator
+
+OOV_TOKEN = "[UNK]"
+
+
+class TabularPreprocessor:
+    """Keras preprocessing for one schema, adapted on training features.
+
+    Args:
+        schema: The dataset schema.
+        max_categories: Most frequent categories kept per column (others share the OOV code).
+
+    Example:
+        >>> pre = TabularPreprocessor(schema)
+        >>> pre.adapt(features_from_frame(splits.train, schema))
+        >>> x = pre.transform(features)            # numpy (rows, pre.width)
+        >>> core, full = pre.compose(network)
+    """
+
+    def __init__(self, schema: TabularSchema, max_categories: int = 50):
+        self.schema = schema
+        self.max_categories = max_categories
+        self.lookups: dict[str, keras.layers.StringLookup] = {}
+        self.normalizer: keras.layers.Normalization | None = None
+        self.with_indicator: list[int] = []
+        self.featurizer: keras.Model | None = None
+
+    def adapt(self, features: dict[str, np.ndarray]) -> TabularPreprocessor:
+        """Adapts every layer on training features (see `features_from_frame`) and builds them.
+
+        Numeric columns share one `Normalization` layer. Its `adapt()` cannot skip missing
+        values, so it is given the mean and variance of the present training values instead;
+        categorical columns use `StringLookup.adapt`.
+
+        Returns:
+            self.
+        """
+        numeric = [c.input_name for c in self.schema.columns if c.kind == "numeric"]
+        if numeric:
+            matrix = np.concatenate([features[name] for name in numeric], axis=1)
+            present = ~np.isnan(matrix)
+            counts = present.sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(counts > 0, np.nansum(matrix, axis=0) / np.maximum(counts, 1), 0.0)
+                variance = np.where(counts > 1, np.nanvar(matrix, axis=0), 1.0)
+            self.normalizer = keras.layers.Normalization(
+                mean=mean.astype("float32"), variance=variance.astype("float32"),
+                name="normalize")
+            self.with_indicator = [index for index, name in enumerate(numeric)
+                                   if not present[:, index].all()]
+        for column in self.schema.columns:
+            if column.kind == "categorical":
+                lookup = keras.layers.StringLookup(
+                    max_tokens=self.max_categories + 1, num_oov_indices=1, oov_token=OOV_TOKEN,
+                    name=f"lookup_{column.input_name}")
+                lookup.adapt(tf.constant(features[column.input_name].reshape(-1).astype(str)))
+                self.lookups[column.input_name] = lookup
+        self.featurizer = self._build_featurizer()
+        return self
+
+    def _code_inputs(self) -> dict[str, keras.KerasTensor]:
+        return {
+            column.input_name: keras.Input(
+                shape=(1,), name=column.input_name,
+                dtype="float32" if column.kind == "numeric" else "int64")
+            for column in self.schema.columns
+        }
+
+    def raw_inputs(self) -> dict[str, keras.KerasTensor]:
+        """Keras inputs taking the raw columns: float32 numbers, strings for categories."""
+        return {
+            column.input_name: keras.Input(
+                shape=(1,), name=column.input_name,
+                dtype="float32" if column.kind == "numeric" else "string")
+            for column in self.schema.columns
+        }
+
+    def _build_featurizer(self) -> keras.Model:
+        # Few, wide layers: tracing cost (export, first fit step) grows with the layer count.
+        inputs = self._code_inputs()
+        numeric = [inputs[c.input_name] for c in self.schema.columns if c.kind == "numeric"]
+        parts = []
+        if numeric:
+            values = (numeric[0] if len(numeric) == 1
+                      else keras.layers.Concatenate(name="numbers")(numeric))
+            parts.append(FillMissing(name="impute")(self.normalizer(values)))
+            if self.with_indicator:
+                parts.append(MissingIndicator(self.with_indicator, name="missing")(values))
+        for column in self.schema.columns:
+            if column.kind == "categorical":
+                name = column.input_name
+                parts.append(keras.layers.CategoryEncoding(
+                    num_tokens=self.lookups[name].vocabulary_size(), output_mode="one_hot",
+                    name=f"one_hot_{name}")(inputs[name]))
+        outputs = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="features")(parts)
+        return keras.Model(inputs, outputs, name="featurizer")
+
+    @property
+    def width(self) -> int:
+        """Width of the featurizer's output vector (the network's `input_dim`)."""
+        return int(self.featurizer.output.shape[-1])
+
+    def encode(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Maps raw features to the featurizer's inputs (category strings -> int64 codes)."""
+        codes = {}
+        for column in self.schema.columns:
+            values = features[column.input_name]
+            if column.kind == "numeric":
+                codes[column.input_name] = values.astype("float32")
+            else:
+                codes[column.input_name] = self.lookups[column.input_name](
+                    tf.constant(values.astype(str))).numpy().astype("int64")
+        return codes
+
+    def transform(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Raw features -> the float32 matrix the network trains on."""
+        return self.featurizer(self.encode(features), training=False).numpy()
+
+    def compose(self, network: keras.Model) -> tuple[keras.Model, keras.Model]:
+        """Puts preprocessing and a trained network together.
+
+        Returns:
+            `(core, full)`: `core` takes numbers and category codes (the TFLite artifact); `full`
+            takes the raw columns by name (`model.keras`, the SavedModel).
+        """
+        codes = self._code_inputs()
+        core = keras.Model(codes, network(self.featurizer(codes)), name="core")
+        raw = self.raw_inputs()
+        encoded = {name: self.lookups[name](tensor) if name in self.lookups else tensor
+                   for name, tensor in raw.items()}
+        full = keras.Model(raw, core(encoded), name="model")
+        return core, full
+
+    def client_schema(self) -> dict[str, Any]:
+        """What a client of the TFLite artifact needs to prepare rows (`schema.json`).
+
+        Categorical inputs take the index of the value in `vocabulary` (0, `[UNK]`, for a value not
+        in it; `[missing]` is the missing value); numeric inputs take float32 with NaN for missing.
+        """
+        inputs = []
+        numeric_index = 0
+        for column in self.schema.columns:
+            entry: dict[str, Any] = {"column": column.name, "input": column.input_name,
+                                     "kind": column.kind}
+            if column.kind == "numeric":
+                mean = np.ravel(keras.ops.convert_to_numpy(self.normalizer.mean))
+                variance = np.ravel(keras.ops.convert_to_numpy(self.normalizer.variance))
+                entry.update(dtype="float32", missing="NaN", mean=float(mean[numeric_index]),
+                             variance=float(variance[numeric_index]))
+                numeric_index += 1
+            else:
+                entry.update(dtype="int64", missing=MISSING_CATEGORY,
+                             vocabulary=list(self.lookups[column.input_name].get_vocabulary()))
+            inputs.append(entry)
+        return {"schema": self.schema.to_dict(), "inputs": inputs}
+
+
+def encode_with_client_schema(
+    features: dict[str, np.ndarray], client_schema: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """Encodes raw features for the TFLite artifact using only `schema.json` (no Keras layers).
+
+    This is what any client (a phone app, a service) does before calling the TFLite model.
+    """
+    encoded = {}
+    for entry in client_schema["inputs"]:
+        values = features[entry["input"]]
+        if entry["kind"] == "numeric":
+            encoded[entry["input"]] = values.astype("float32")
+        else:
+            index = {token: position for position, token in enumerate(entry["vocabulary"])}
+            encoded[entry["input"]] = np.array(
+                [[index.get(str(value), 0)] for value in values.reshape(-1)], dtype="int64")
+    return encoded

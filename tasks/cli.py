@@ -1,0 +1,165 @@
+"""The shared command line of every task: flags -> `TaskConfig` -> `runner.run`.
+
+Errors in the user's input end the process with exit code 2 and one line `error: ...` on stderr
+(no traceback); an export that fails its parity check exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from datasets.errors import InputError
+from tasks.config import (
+    EXPORT_FORMATS,
+    OPTIMIZERS,
+    STRATEGIES,
+    TaskConfig,
+    apply_mapping,
+    apply_override,
+    parse_value,
+    validate,
+)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but usage errors raise `InputError` (one line, exit 2) instead of printing."""
+
+    def error(self, message: str):
+        raise InputError(f"{message}. Run with --help to see the options.")
+
+
+def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentParser:
+    """The flags every task accepts; defaults shown in `--help` come from the task's config."""
+    parser = ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(f"examples:\n  python -m {prog}\n"
+                f"  python -m {prog} --data my.csv --target bought --epochs 100\n"
+                f"  python -m {prog} --set model.hidden_units=[128,64] --set "
+                "model.dropout_rate=0.2\n"
+                f"  python -m {prog} --config runs/X/config.json   (replay a run)"))
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", help=f"dataset name or CSV path (default: {defaults.data.data})")
+    data.add_argument("--target", help="column to predict (required for a CSV)")
+    data.add_argument("--test-data", help="CSV of held-out rows for the final test (default: "
+                      f"hold out {defaults.data.test_fraction:.0%}% of --data, seeded, stratified)")
+    data.add_argument("--categorical", action="append", metavar="COLUMN",
+                      help="treat a column of numbers as categories (repeatable, or a,b,c)")
+    data.add_argument("--positive-label", help="binary: the positive class (default: 1/yes/true)")
+    training = parser.add_argument_group("model and training")
+    training.add_argument("--model", help=f"zoo model name (default: {defaults.model.name})")
+    training.add_argument("--epochs", type=int,
+                          help=f"most epochs; early stopping ends sooner "
+                          f"(default: {defaults.train.epochs})")
+    training.add_argument("--batch-size", type=int,
+                          help=f"rows per step (default: {defaults.train.batch_size})")
+    training.add_argument("--learning-rate", type=float,
+                          help=f"initial learning rate (default: {defaults.train.learning_rate})")
+    training.add_argument("--optimizer", choices=OPTIMIZERS,
+                          help=f"(default: {defaults.train.optimizer})")
+    training.add_argument("--seed", type=int,
+                          help=f"seed of the split and the weights (default: "
+                          f"{defaults.runtime.seed})")
+    training.add_argument("--strategy", choices=STRATEGIES,
+                          help=f"tf.distribute strategy (default: {defaults.runtime.strategy})")
+    training.add_argument("--tensorboard", action="store_true",
+                          help="also write TensorBoard logs to RUN_DIR/logs")
+    output = parser.add_argument_group("output")
+    output.add_argument("--export", metavar="LIST",
+                        help=f"comma list of {','.join(EXPORT_FORMATS)} (default: all); "
+                        "'none' for no exports")
+    output.add_argument("--run-dir", help="where the run is written (default: runs/<task>-<time>)")
+    config = parser.add_argument_group("configuration")
+    config.add_argument("--config", metavar="FILE",
+                        help="JSON configuration, e.g. a run's config.json")
+    config.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any setting, e.g. train.epochs=50, "
+                        "model.hidden_units=[64,32] (repeatable)")
+    return parser
+
+
+FLAG_SETTINGS = {
+    "data": "data.data", "target": "data.target", "test_data": "data.test_data",
+    "positive_label": "data.positive_label", "model": "model.name", "epochs": "train.epochs",
+    "batch_size": "train.batch_size", "learning_rate": "train.learning_rate",
+    "optimizer": "train.optimizer", "seed": "runtime.seed", "strategy": "runtime.strategy",
+    "run_dir": "runtime.run_dir",
+}
+
+
+def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None,
+                     prog: str, description: str) -> TaskConfig:
+    """Parses `argv` on top of the task's default configuration.
+
+    Raises:
+        InputError: For an unknown flag, a bad value or an unreadable --config file.
+    """
+    config = default_config()
+    args = build_parser(prog, description, config).parse_args(argv)
+    if args.config:
+        path = Path(args.config)
+        try:
+            mapping = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(f"config file not found: '{path}'. Pass an existing JSON file, e.g. "
+                             "a run's config.json.") from None
+        except json.JSONDecodeError as error:
+            raise InputError(f"config file '{path}' is not valid JSON ({error}).") from None
+        if not isinstance(mapping, dict):
+            raise InputError(f"config file '{path}' should hold a JSON object of settings.")
+        apply_mapping(config, mapping, source=str(path))
+    for flag, key in FLAG_SETTINGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            apply_override(config, key, value)
+    if args.categorical:
+        config.data.categorical = [name.strip() for item in args.categorical
+                                   for name in item.split(",") if name.strip()]
+    if args.tensorboard:
+        config.train.tensorboard = True
+    if args.export is not None:
+        formats = [] if args.export.strip().lower() == "none" else args.export
+        apply_override(config, "export.formats", formats)
+    for item in args.set:
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise InputError(f"--set takes KEY=VALUE, e.g. --set train.epochs=50. "
+                             f"Received: --set {item}")
+        apply_override(config, key.strip(), parse_value(value.strip()))
+    validate(config)
+    return config
+
+
+def main(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None = None,
+         description: str = "") -> int:
+    """Runs a task from the command line; returns the process exit code.
+
+    Args:
+        default_config: The task's `default_config` function.
+        argv: Arguments (default: `sys.argv[1:]`).
+        description: Text for `--help`.
+
+    Returns:
+        0 on success, 2 for bad input, 1 when an export fails its parity check.
+    """
+    prog = f"tasks.{default_config().task}"
+    try:
+        config = config_from_args(default_config, argv, prog, description)
+        # Data problems are found before TensorFlow loads, so they are reported in a second.
+        from datasets.registry import load_configured
+
+        splits = load_configured(config.data, config.problem, config.runtime.seed)
+        from tasks import export, runner
+
+        try:
+            runner.run(config, splits)
+        except export.ParityError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

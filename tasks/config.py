@@ -1,0 +1,259 @@
+"""Configuration dataclasses: one `TaskConfig` describes a whole run.
+
+A task module is a `default_config()` plus `main()`. The CLI applies, in order: the task's
+defaults, `--config FILE` (JSON in the shape of a run's `config.json`), the named flags, then
+each `--set section.key=value`. The resolved configuration is written to `config.json` in the run
+directory, so `--config runs/X/config.json` replays a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from datasets.errors import InputError
+
+EXPORT_FORMATS = ("keras", "savedmodel", "tflite")
+OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
+STRATEGIES = ("auto", "default", "mirrored")
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how it is split.
+
+    Attributes:
+        data: A dataset name or a CSV path.
+        target: Column to predict (named datasets have a default).
+        test_data: Optional CSV of held-out rows; otherwise `test_fraction` of `data` is held out.
+        validation_fraction: Fraction of the non-test rows used for validation (early stopping).
+        test_fraction: Fraction of all rows held out for the final test.
+        categorical: Columns to treat as categories even though they hold numbers.
+        positive_label: Binary only: the positive class (default: 1 / yes / true, or the second
+            label in sorted order).
+        max_categories: Most frequent categories kept per column; rarer ones share one code.
+    """
+
+    data: str = "smartwatch"
+    target: str | None = None
+    test_data: str | None = None
+    validation_fraction: float = 0.2
+    test_fraction: float = 0.2
+    categorical: list[str] = field(default_factory=list)
+    positive_label: str | None = None
+    max_categories: int = 50
+
+
+@dataclass
+class ModelConfig:
+    """Which zoo model and its flat keyword arguments (`params`)."""
+
+    name: str = "mlp"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """How to fit.
+
+    Attributes:
+        epochs: Most epochs; early stopping usually ends sooner.
+        batch_size: Rows per gradient step.
+        learning_rate: Initial learning rate.
+        optimizer: One of `OPTIMIZERS` (`momentum` is SGD with Nesterov momentum 0.9).
+        early_stopping_patience: Epochs without validation improvement before stopping; the best
+            epoch's weights are restored. 0 disables early stopping.
+        reduce_lr_patience: Epochs without improvement before halving the learning rate; 0
+            disables it.
+        steps_per_execution: Gradient steps per call into TensorFlow; 0 means "auto": a whole
+            epoch (up to 64 steps), which removes most of Keras's per-step overhead on small data.
+        tensorboard: Also write TensorBoard logs to `<run-dir>/logs`.
+    """
+
+    epochs: int = 200
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    early_stopping_patience: int = 20
+    reduce_lr_patience: int = 10
+    steps_per_execution: int = 0
+    tensorboard: bool = False
+
+
+@dataclass
+class RuntimeConfig:
+    """Seeds, the run directory and the distribution strategy."""
+
+    seed: int = 0
+    run_dir: str | None = None
+    strategy: str = "default"
+
+
+@dataclass
+class ExportConfig:
+    """Which artifacts to write and how closely each must agree with the Keras model."""
+
+    formats: list[str] = field(default_factory=lambda: list(EXPORT_FORMATS))
+    parity_tolerance: float = 1e-4
+
+
+@dataclass
+class TaskConfig:
+    """Everything a run needs."""
+
+    task: str
+    problem: str
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the configuration as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+SECTIONS = ("data", "model", "train", "runtime", "export")
+
+
+def _field_types(section: object) -> dict[str, Any]:
+    return typing.get_type_hints(type(section))
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Converts `value` to the field type `hint`, or raises an InputError naming `key`."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return _coerce(value, options[0], key)
+    if origin is list:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list | tuple):
+            raise InputError(f"{key} takes a list. Received: {key}={value!r}")
+        return [_coerce(item, typing.get_args(hint)[0], key) for item in value]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"{key} takes a JSON object. Received: {key}={value!r}")
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise InputError(f"{key} takes true or false. Received: {key}={value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise InputError(f"{key} takes a number. Received: {key}={value!r}")
+        try:
+            number = hint(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{key} takes a{'n integer' if hint is int else ' number'}. "
+                             f"Received: {key}={value!r}") from None
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            raise InputError(f"{key} takes an integer. Received: {key}={value!r}")
+        return number
+    if hint is str:
+        return str(value)
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """Parses the value of a `--set key=value`: JSON when it is JSON, else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_override(config: TaskConfig, key: str, value: Any) -> None:
+    """Sets `section.name` on `config`, checking the key and converting the value's type.
+
+    Keys under `model.` that are not `name` or `params` go into `model.params` (the builder's
+    keyword arguments), so `model.dropout_rate=0.2` works.
+
+    Raises:
+        InputError: For an unknown section or key, or a value of the wrong type.
+    """
+    section_name, _, name = key.partition(".")
+    if section_name not in SECTIONS or not name:
+        raise InputError(f"unknown setting '{key}'. Settings look like section.name with section "
+                         f"one of {', '.join(SECTIONS)}, e.g. train.epochs=50.")
+    section = getattr(config, section_name)
+    if section_name == "model" and name not in ("name", "params"):
+        name = name.removeprefix("params.")
+        section.params[name] = value
+        return
+    hints = _field_types(section)
+    if name not in hints:
+        raise InputError(f"unknown setting '{key}'. Settings of {section_name}: "
+                         f"{', '.join(hints)}.")
+    setattr(section, name, _coerce(value, hints[name], key))
+
+
+def apply_mapping(config: TaskConfig, mapping: dict[str, Any], source: str) -> None:
+    """Applies a nested mapping in the shape of `config.json` (e.g. from `--config FILE`)."""
+    for section_name, values in mapping.items():
+        if section_name in ("task", "problem"):
+            if values != getattr(config, section_name):
+                raise InputError(f"{source} is a configuration for {section_name} {values!r}, "
+                                 f"not {getattr(config, section_name)!r}. Use it with that task.")
+            continue
+        if not isinstance(values, dict):
+            raise InputError(f"{source}: '{section_name}' should be an object of settings. "
+                             f"Received: {values!r}")
+        for name, value in values.items():
+            if section_name == "model" and name == "params":
+                if not isinstance(value, dict):
+                    raise InputError(f"{source}: model.params should be an object. "
+                                     f"Received: {value!r}")
+                config.model.params.update(value)
+            else:
+                apply_override(config, f"{section_name}.{name}", value)
+
+
+def validate(config: TaskConfig) -> None:
+    """Checks values a dataclass cannot check; raises InputError naming the bad one."""
+    train, data = config.train, config.data
+    checks = [
+        (train.epochs >= 1, "train.epochs (--epochs) must be at least 1", train.epochs),
+        (train.batch_size >= 1, "train.batch_size (--batch-size) must be at least 1",
+         train.batch_size),
+        (train.learning_rate > 0, "train.learning_rate (--learning-rate) must be positive",
+         train.learning_rate),
+        (train.optimizer in OPTIMIZERS,
+         f"train.optimizer (--optimizer) must be one of {', '.join(OPTIMIZERS)}", train.optimizer),
+        (train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0",
+         train.early_stopping_patience),
+        (train.reduce_lr_patience >= 0, "train.reduce_lr_patience must be >= 0",
+         train.reduce_lr_patience),
+        (train.steps_per_execution >= 0, "train.steps_per_execution must be >= 0 (0 = auto)",
+         train.steps_per_execution),
+        (0 < data.validation_fraction < 1, "data.validation_fraction must be between 0 and 1",
+         data.validation_fraction),
+        (0 < data.test_fraction < 1, "data.test_fraction must be between 0 and 1",
+         data.test_fraction),
+        (data.max_categories >= 1, "data.max_categories must be at least 1", data.max_categories),
+        (config.runtime.seed >= 0, "runtime.seed (--seed) must be >= 0", config.runtime.seed),
+        (config.runtime.strategy in STRATEGIES,
+         f"runtime.strategy (--strategy) must be one of {', '.join(STRATEGIES)}",
+         config.runtime.strategy),
+        (config.export.parity_tolerance > 0, "export.parity_tolerance must be positive",
+         config.export.parity_tolerance),
+    ]
+    for ok, message, received in checks:
+        if not ok:
+            raise InputError(f"{message}. Received: {received!r}")
+    unknown = [name for name in config.export.formats if name not in EXPORT_FORMATS]
+    if unknown:
+        raise InputError(f"unknown export format {', '.join(unknown)}. --export takes a comma "
+                         f"list of {', '.join(EXPORT_FORMATS)}.")

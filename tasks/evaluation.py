@@ -1,0 +1,117 @@
+"""Scores and baselines with scikit-learn, on the same split and the same predictions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from datasets.tabular import TabularSchema, encode_labels, features_from_frame
+
+
+def binary_scores(y_true: np.ndarray, output: np.ndarray) -> dict[str, float]:
+    """Binary metrics from the probability of the positive class.
+
+    Args:
+        y_true: Class ids, 1 = positive.
+        output: Probability of the positive class, shape (rows,) or (rows, 1).
+
+    Returns:
+        `accuracy, precision, recall, f1, roc_auc` (threshold 0.5 for the first four).
+    """
+    probability = np.asarray(output, dtype="float64").reshape(-1)
+    predicted = (probability >= 0.5).astype(int)
+    scores = {
+        "accuracy": metrics.accuracy_score(y_true, predicted),
+        "precision": metrics.precision_score(y_true, predicted, zero_division=0),
+        "recall": metrics.recall_score(y_true, predicted, zero_division=0),
+        "f1": metrics.f1_score(y_true, predicted, zero_division=0),
+        "roc_auc": (metrics.roc_auc_score(y_true, probability)
+                    if len(np.unique(y_true)) == 2 else float("nan")),
+    }
+    return {name: float(value) for name, value in scores.items()}
+
+
+def binary_labels(output: np.ndarray) -> np.ndarray:
+    """Class ids from the positive-class probability (threshold 0.5)."""
+    return (np.asarray(output).reshape(-1) >= 0.5).astype(int)
+
+
+def _baseline_frame(frame: pd.DataFrame, schema: TabularSchema) -> pd.DataFrame:
+    """The feature columns as the model sees them: float numbers, category strings."""
+    features = features_from_frame(frame, schema)
+    return pd.DataFrame({column.name: features[column.input_name].reshape(-1)
+                         for column in schema.columns})
+
+
+def _linear_preprocessing(schema: TabularSchema) -> ColumnTransformer:
+    return ColumnTransformer([
+        ("numeric", make_pipeline(SimpleImputer(strategy="mean", add_indicator=True),
+                                  StandardScaler()), schema.numeric),
+        ("categorical", OneHotEncoder(handle_unknown="ignore"), schema.categorical),
+    ])
+
+
+def _tree_preprocessing(schema: TabularSchema) -> ColumnTransformer:
+    # Categories as ordinal codes (unknown and missing -> NaN, which the trees handle natively).
+    return ColumnTransformer([
+        ("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                       encoded_missing_value=np.nan), schema.categorical),
+        ("numeric", "passthrough", schema.numeric),
+    ])
+
+
+def binary_baselines(schema: TabularSchema, seed: int) -> dict[str, Any]:
+    """The scikit-learn baselines every binary run reports."""
+    categorical = list(range(len(schema.categorical)))
+    return {
+        "majority": DummyClassifier(strategy="most_frequent"),
+        "logistic_regression": Pipeline([
+            ("preprocess", _linear_preprocessing(schema)),
+            ("model", LogisticRegression(max_iter=2000)),
+        ]),
+        "hist_gradient_boosting": Pipeline([
+            ("preprocess", _tree_preprocessing(schema)),
+            ("model", HistGradientBoostingClassifier(
+                categorical_features=categorical or None, random_state=seed)),
+        ]),
+    }
+
+
+def positive_probability(estimator: Any, frame: pd.DataFrame) -> np.ndarray:
+    """The fitted classifier's probability of class id 1."""
+    return estimator.predict_proba(frame)[:, 1]
+
+
+def score_baselines(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    schema: TabularSchema,
+    seed: int,
+    baselines: dict[str, Any],
+    output_fn: Any,
+    score_fn: Any,
+) -> dict[str, dict[str, float]]:
+    """Fits each baseline on the training split and scores it on the test split.
+
+    Baselines see exactly the rows the network's weights were fitted on (not the validation
+    rows, which the network uses only for early stopping), and are scored with the same metric
+    function on the same test rows.
+    """
+    x_train, x_test = _baseline_frame(train, schema), _baseline_frame(test, schema)
+    y_train = encode_labels(train[schema.target], schema)
+    y_test = encode_labels(test[schema.target], schema)
+    results = {}
+    for name, estimator in baselines.items():
+        estimator.fit(x_train, y_train)
+        results[name] = score_fn(y_test, output_fn(estimator, x_test))
+    return results

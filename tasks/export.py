@@ -1,0 +1,103 @@
+"""Export every artifact, reload it with its own runtime, and compare it with Keras.
+
+| format       | file                  | reloaded by               | takes               |
+|--------------|-----------------------|---------------------------|---------------------|
+| `keras`      | `model.keras`         | `keras.saving.load_model` | raw columns by name |
+| `savedmodel` | `export/saved_model/` | `tf.saved_model.load`     | raw columns by name |
+| `tflite`     | `export/model.tflite` | LiteRT (`ai-edge-litert`) | numbers + codes     |
+
+The TFLite model uses builtin ops only; string categories become integer codes outside it, as
+recorded in `export/schema.json` (standalone LiteRT cannot run TensorFlow's string lookup).
+The parity gate fails the run when any artifact's maximum absolute difference from the in-memory
+Keras model on held-out rows exceeds the tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from datasets.preprocessing import TabularPreprocessor
+from tasks import inference
+
+
+class ParityError(RuntimeError):
+    """An exported artifact does not give the Keras model's answers."""
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+    return path.stat().st_size
+
+
+def export_all(
+    full: keras.Model,
+    core: keras.Model,
+    preprocessor: TabularPreprocessor,
+    features: dict[str, np.ndarray],
+    run_dir: Path,
+    formats: list[str],
+    tolerance: float,
+) -> dict[str, dict[str, Any]]:
+    """Writes the requested artifacts and checks each against `full` on `features`.
+
+    Args:
+        full: The Keras model on raw columns.
+        core: The same model on numbers and category codes (for TFLite).
+        preprocessor: Gives the client schema written beside the TFLite file.
+        features: Held-out raw features to compare on.
+        run_dir: Where artifacts go (`model.keras`, `export/...`).
+        formats: Any of `keras`, `savedmodel`, `tflite`.
+        tolerance: Largest allowed max absolute difference.
+
+    Returns:
+        `{format: {"path", "bytes", "max_abs_diff"}}` with paths relative to `run_dir`.
+
+    Raises:
+        ParityError: If an artifact differs by more than `tolerance` (after all are written, so
+            the report shows every result).
+    """
+    reference = inference.keras_outputs(full, features)
+    export_dir = run_dir / "export"
+    export_dir.mkdir(exist_ok=True)
+    results: dict[str, dict[str, Any]] = {}
+    if "keras" in formats:
+        path = run_dir / "model.keras"
+        full.save(path)
+        outputs = inference.keras_outputs(inference.load_keras(path), features)
+        results["keras"] = _result(path, run_dir, reference, outputs)
+    if "savedmodel" in formats:
+        path = export_dir / "saved_model"
+        full.export(str(path), format="tf_saved_model", verbose=False)
+        outputs = inference.savedmodel_outputs(inference.load_savedmodel(path), features)
+        results["savedmodel"] = _result(path, run_dir, reference, outputs)
+    if "tflite" in formats:
+        path = export_dir / "model.tflite"
+        client_schema = preprocessor.client_schema()
+        (export_dir / "schema.json").write_text(json.dumps(client_schema, indent=2))
+        core.export(str(path), format="litert", verbose=False)
+        outputs = inference.tflite_outputs(inference.load_tflite(path), features, client_schema)
+        results["tflite"] = _result(path, run_dir, reference, outputs)
+    return results
+
+
+def _result(path: Path, run_dir: Path, reference: np.ndarray, outputs: np.ndarray) -> dict:
+    difference = float(np.max(np.abs(np.asarray(outputs, "float64").reshape(reference.shape)
+                                      - reference))) if len(reference) else 0.0
+    return {"path": str(path.relative_to(run_dir)), "bytes": _size(path),
+            "max_abs_diff": difference}
+
+
+def check_parity(exports: dict[str, dict[str, Any]], tolerance: float) -> None:
+    """Raises ParityError naming every artifact whose difference exceeds `tolerance`."""
+    failed = {name: result["max_abs_diff"] for name, result in exports.items()
+              if not result["max_abs_diff"] <= tolerance}
+    if failed:
+        details = ", ".join(f"{name} differs by {diff:.3g}" for name, diff in failed.items())
+        raise ParityError(f"export parity failed: {details} (tolerance {tolerance:g}). The "
+                          "artifacts are kept in the .failed run directory for inspection.")

@@ -1,0 +1,141 @@
+"""What a run leaves for people and programs: metrics.json, plots, report.md."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a screen
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # noqa: E402
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Writes `data` as indented JSON (NaN written as null)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(item) for item in value]
+        return value
+
+    path.write_text(json.dumps(clean(data), indent=2) + "\n")
+
+
+def plot_learning_curves(history: pd.DataFrame, path: Path) -> None:
+    """Training vs validation curves for every metric Keras logged, one panel each."""
+    names = [name for name in history.columns
+             if name not in ("epoch", "learning_rate") and not name.startswith("val_")]
+    figure, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+    epochs = history["epoch"] + 1
+    for axis, name in zip(axes[0], names, strict=True):
+        axis.plot(epochs, history[name], label="train")
+        if f"val_{name}" in history:
+            axis.plot(epochs, history[f"val_{name}"], label="validation")
+        axis.set_xlabel("epoch")
+        axis.set_title(name)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, labels: list[Any],
+                          path: Path) -> None:
+    """Confusion matrix of the test split with the user's label names."""
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=list(range(len(labels))),
+        display_labels=[str(label) for label in labels], ax=axis, colorbar=False)
+    axis.set_title("test confusion matrix")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_roc_curve(y_true: np.ndarray, probability: np.ndarray, positive: Any,
+                   path: Path) -> None:
+    """ROC curve of the test split for the positive class."""
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    RocCurveDisplay.from_predictions(y_true, np.ravel(probability), ax=axis,
+                                     name=f"model (positive: {positive})")
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    axis.set_title("test ROC curve")
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "n/a" if math.isnan(value) else f"{value:.4f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
+                 summary: dict[str, Any], plots: list[str]) -> None:
+    """Writes `report.md`: data, model, test metrics vs baselines, exports, plots."""
+    names = list(metrics["test"])
+    rows = [["**model**", *[metrics["test"][name] for name in names]]]
+    rows += [[name, *[scores.get(name, float("nan")) for name in names]]
+             for name, scores in metrics["baselines"].items()]
+    export_rows = [[name, result["path"], result["bytes"], f"{result['max_abs_diff']:.2e}"]
+                   for name, result in metrics["exports"].items()]
+    model = config["model"]
+    text = [
+        f"# {metrics['task']} on {metrics['dataset']}",
+        "",
+        "## Data",
+        f"- rows: {summary['rows']['train']} train, {summary['rows']['validation']} validation, "
+        f"{summary['rows']['test']} test (split seed {config['runtime']['seed']})",
+        f"- target: `{summary['target']}`; classes: "
+        + ", ".join(f"`{label}`" for label in summary["labels"])
+        + (f" (positive: `{summary['labels'][-1]}`)" if metrics["problem"] == "binary" else ""),
+        f"- features: {summary['numeric']} numeric, {summary['categorical']} categorical "
+        f"({summary['width']} model inputs after preprocessing)",
+        "",
+        "## Model",
+        f"- `{model['name']}` with {json.dumps(model['params'])}, "
+        f"{summary['parameters']:,} parameters",
+        f"- {config['train']['optimizer']} at learning rate {config['train']['learning_rate']}, "
+        f"batch {config['train']['batch_size']}; trained {summary['epochs_run']} epochs "
+        f"(best validation loss at epoch {summary['best_epoch']}) in "
+        f"{metrics['timing']['fit_seconds']:.1f} s",
+        "",
+        "## Test metrics against baselines",
+        "All scored with scikit-learn on the same test rows; baselines fitted on the same "
+        "training rows.",
+        "",
+        _table(rows, ["", *names]),
+        "",
+        "## Exports",
+        "Each artifact reloaded by its own runtime and compared with the Keras model on the "
+        f"test rows (tolerance {config['export']['parity_tolerance']:g}).",
+        "",
+        _table(export_rows, ["format", "path", "bytes", "max abs diff"]) if export_rows
+        else "(none requested)",
+        "",
+        "## Plots",
+        *[f"![{Path(plot).stem}]({plot})" for plot in plots],
+        "",
+        f"Total time {metrics['timing']['total_seconds']:.1f} s "
+        f"(fit {metrics['timing']['fit_seconds']:.1f} s).",
+        "",
+    ]
+    path.write_text("\n".join(text))

@@ -1,0 +1,264 @@
+"""`run(config)`: the one training driver, and the only caller of compile / fit / export.
+
+The steps (see docs in ARCHITECTURE.md, "One path for data"):
+load and validate -> split -> adapt preprocessing on train -> build and compile in the strategy
+scope -> fit with the standard callbacks -> score on validation and test with scikit-learn ->
+baselines on the same split -> export with a parity gate -> report.
+
+Everything is written to a staging folder next to the run directory and moved into place only
+when the run succeeds, so a failed run never overwrites an earlier good one (its files are kept
+as `<run-dir>.failed` for inspection).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+import tasks
+import zoo
+from datasets.errors import InputError
+from datasets.preprocessing import TabularPreprocessor
+from datasets.registry import load_configured
+from datasets.tabular import TabularSplits, encode_labels, features_from_frame
+from tasks import config as config_module
+from tasks import distribute, evaluation, export, inference, presets, report
+from tasks.callbacks import standard_callbacks
+from tasks.config import TaskConfig
+
+SPLITS = ("train", "validation", "test")
+MAX_STEPS_PER_EXECUTION = 64
+
+
+@dataclass
+class RunResult:
+    """What `run` returns: where the run went and what it measured."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+
+
+def default_run_dir(task: str) -> Path:
+    """`runs/<task>-<timestamp>` under the current directory."""
+    return Path("runs") / f"{task}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+@contextmanager
+def staged_directory(final: Path) -> Iterator[Path]:
+    """Yields an empty staging folder that replaces `final` only if the block succeeds.
+
+    On failure the staging folder is renamed `<final>.failed` (replacing an older one) and
+    `final`, if it holds an earlier run, is left untouched.
+    """
+    final = final.resolve()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    stage = final.with_name(f"{final.name}.partial")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        yield stage
+    except BaseException:
+        failed = final.with_name(f"{final.name}.failed")
+        shutil.rmtree(failed, ignore_errors=True)
+        stage.rename(failed)
+        raise
+    if final.exists():
+        previous = final.with_name(f"{final.name}.previous-{os.getpid()}")
+        final.rename(previous)
+        stage.rename(final)
+        shutil.rmtree(previous, ignore_errors=True)
+    else:
+        stage.rename(final)
+
+
+def _datasets(x: dict[str, np.ndarray], y: dict[str, np.ndarray], batch_size: int, seed: int):
+    """tf.data pipelines over the preprocessed matrices.
+
+    The training set is cached in memory, reshuffled every pass and repeated, so Keras keeps one
+    iterator for the whole fit instead of building one per epoch; validation is one cached batch.
+    """
+    rows = len(x["train"])
+    train = (tf.data.Dataset.from_tensor_slices((x["train"], y["train"])).cache()
+             .shuffle(rows, seed=seed, reshuffle_each_iteration=True).repeat()
+             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    validation = (tf.data.Dataset.from_tensor_slices((x["validation"], y["validation"]))
+                  .batch(max(1, min(len(x["validation"]), 8192))).cache())
+    return train, validation
+
+
+def _targets(problem: str, ids: np.ndarray) -> np.ndarray:
+    return ids.reshape(-1, 1).astype("float32") if problem == "binary" else ids
+
+
+# Builder arguments the runner sets from the data; users set the rest with --set model.NAME=...
+RUNNER_ARGUMENTS = ("input_dim", "problem", "num_classes")
+
+
+def _validate_model(name: str, params: dict[str, Any]) -> None:
+    """Checks the model name and that every `model.params` key is an argument of its builder."""
+    if name not in zoo.list_models():
+        raise InputError(f"unknown model '{name}'. Choose one of: {', '.join(zoo.list_models())}.")
+    parameters = inspect.signature(zoo.get_builder(name)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    settable = [p for p in parameters if p not in RUNNER_ARGUMENTS]
+    unknown = [key for key in params if key not in settable]
+    if unknown:
+        raise InputError(f"model '{name}' has no setting {', '.join(map(repr, unknown))}. Its "
+                         f"settings: {', '.join(settable)} (set with --set model.NAME=VALUE).")
+
+
+def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
+    """Trains, evaluates, exports and reports one task run.
+
+    Args:
+        config: The resolved configuration.
+        splits: The data, if already loaded with `datasets.registry.load_configured`.
+
+    Returns:
+        The run directory and the metrics written to `metrics.json`.
+
+    Raises:
+        InputError: Bad data or settings (before anything is written).
+        export.ParityError: An exported artifact disagrees with the Keras model.
+
+    Example:
+        >>> from tasks.binary_classify import default_config
+        >>> result = run(default_config())
+        >>> result.metrics["test"]["accuracy"]
+    """
+    started = time.perf_counter()
+    config_module.validate(config)
+    _validate_model(config.model.name, config.model.params)
+    preset = presets.get_preset(config.problem)
+    seed = config.runtime.seed
+    keras.utils.set_random_seed(seed)
+    data = config.data
+    splits = splits or load_configured(data, config.problem, seed)
+    schema = splits.schema
+    print(f"data: {splits.name}: {len(splits.train)} train / {len(splits.validation)} validation "
+          f"/ {len(splits.test)} test rows; {len(schema.numeric)} numeric and "
+          f"{len(schema.categorical)} categorical features; target '{schema.target}'", flush=True)
+    frames = {"train": splits.train, "validation": splits.validation, "test": splits.test}
+    features = {name: features_from_frame(frame, schema, source=f"the {name} split")
+                for name, frame in frames.items()}
+    ids = {name: encode_labels(frame[schema.target], schema) for name, frame in frames.items()}
+    strategy = distribute.get_strategy(config.runtime.strategy)
+    final_dir = Path(config.runtime.run_dir or default_run_dir(config.task))
+
+    with staged_directory(final_dir) as run_dir:
+        report.write_json(run_dir / "config.json", config.to_dict())
+        preprocessor = TabularPreprocessor(schema, data.max_categories).adapt(features["train"])
+        x = {name: preprocessor.transform(features[name]) for name in ("train", "validation")}
+        y = {name: _targets(config.problem, ids[name]) for name in ("train", "validation")}
+        batch_size = min(config.train.batch_size, len(x["train"])) * strategy.num_replicas_in_sync
+        steps = math.ceil(len(x["train"]) / batch_size)
+        steps_per_execution = (config.train.steps_per_execution
+                               or min(steps, MAX_STEPS_PER_EXECUTION))
+        with strategy.scope():
+            network = zoo.build_model(
+                config.model.name, input_dim=preprocessor.width, problem=config.problem,
+                num_classes=len(schema.labels) if config.problem == "multiclass" else None,
+                **config.model.params)
+            network.compile(**presets.compile_arguments(
+                config.problem, config.train.optimizer, config.train.learning_rate,
+                steps_per_execution))
+        train_data, validation_data = _datasets(x, y, batch_size, seed)
+        print(f"model: {config.model.name} ({network.count_params():,} parameters), up to "
+              f"{config.train.epochs} epochs of {steps} steps, batch {batch_size}", flush=True)
+        fit_started = time.perf_counter()
+        network.fit(train_data, epochs=config.train.epochs, steps_per_epoch=steps,
+                    validation_data=validation_data, shuffle=False, verbose=0,
+                    callbacks=standard_callbacks(run_dir, config.train))
+        fit_seconds = time.perf_counter() - fit_started
+        history = pd.read_csv(run_dir / "history.csv")
+
+        core, full = preprocessor.compose(network)
+        outputs = {name: inference.keras_outputs(full, features[name])
+                   for name in ("validation", "test")}
+        scores = {name: preset.score(ids[name], outputs[name]) for name in outputs}
+        baselines = evaluation.score_baselines(
+            splits.train, splits.test, schema, seed, preset.baselines(schema, seed),
+            preset.baseline_output, preset.score)
+        exports = export.export_all(full, core, preprocessor, features["test"], run_dir,
+                                    config.export.formats, config.export.parity_tolerance)
+        plots = _plots(run_dir, history, preset, ids["test"], outputs["test"], schema)
+        metrics = {
+            "task": config.task,
+            "problem": config.problem,
+            "dataset": splits.name,
+            "test": scores["test"],
+            "validation": scores["validation"],
+            "baselines": baselines,
+            "timing": {"fit_seconds": fit_seconds,
+                       "total_seconds": time.perf_counter() - started,
+                       "process_seconds": time.time() - tasks.PROCESS_START},
+            "exports": exports,
+            "rows": {name: len(frame) for name, frame in frames.items()},
+        }
+        summary = _summary(splits, preprocessor, network, history)
+        report.write_json(run_dir / "metrics.json", metrics)
+        report.write_report(run_dir / "report.md", metrics, config.to_dict(), summary, plots)
+        report.write_json(run_dir / "schema.json", schema.to_dict())
+        export.check_parity(exports, config.export.parity_tolerance)
+    _print_summary(metrics, preset.headline, final_dir)
+    return RunResult(run_dir=final_dir, metrics=metrics)
+
+
+def _plots(run_dir: Path, history: pd.DataFrame, preset: presets.ProblemPreset,
+           y_true: np.ndarray, output: np.ndarray, schema) -> list[str]:
+    plot_dir = run_dir / "plots"
+    plot_dir.mkdir()
+    report.plot_learning_curves(history, plot_dir / "learning_curves.png")
+    names = ["plots/learning_curves.png"]
+    if schema.problem != "regression":
+        report.plot_confusion_matrix(y_true, preset.predicted_ids(output), schema.labels,
+                                     plot_dir / "confusion_matrix.png")
+        names.append("plots/confusion_matrix.png")
+    if schema.problem == "binary" and len(np.unique(y_true)) == 2:
+        report.plot_roc_curve(y_true, output, schema.labels[1], plot_dir / "roc_curve.png")
+        names.append("plots/roc_curve.png")
+    return names
+
+
+def _summary(splits: TabularSplits, preprocessor: TabularPreprocessor, network: keras.Model,
+             history: pd.DataFrame) -> dict[str, Any]:
+    schema = splits.schema
+    best = int(history["val_loss"].idxmin()) + 1 if "val_loss" in history else len(history)
+    return {
+        "rows": {"train": len(splits.train), "validation": len(splits.validation),
+                 "test": len(splits.test)},
+        "target": schema.target,
+        "labels": schema.labels,
+        "numeric": len(schema.numeric),
+        "categorical": len(schema.categorical),
+        "width": preprocessor.width,
+        "parameters": network.count_params(),
+        "epochs_run": len(history),
+        "best_epoch": best,
+    }
+
+
+def _print_summary(metrics: dict[str, Any], headline: str, run_dir: Path) -> None:
+    test = metrics["test"]
+    print("test: " + "  ".join(f"{name} {value:.4f}" for name, value in test.items()))
+    print("baselines (" + headline + "): " + "  ".join(
+        f"{name} {scores[headline]:.4f}" for name, scores in metrics["baselines"].items()))
+    if metrics["exports"]:
+        print("exports (max abs diff vs Keras): " + "  ".join(
+            f"{name} {result['max_abs_diff']:.1e}" for name, result in metrics["exports"].items()))
+    print(f"done in {metrics['timing']['total_seconds']:.1f} s; run directory: {run_dir}")

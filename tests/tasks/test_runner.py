@@ -1,0 +1,172 @@
+"""End to end on a user-like CSV: the run directory contract, exports, parity and safety."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from datasets.registry import load_tabular
+from datasets.tabular import features_from_frame
+from tasks import inference
+from tasks.binary_classify import main
+from tests.tasks.conftest import FAST, read_metrics
+
+BINARY_METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
+
+
+def test_run_directory_holds_every_contracted_file(trained_run):
+    for name in ["config.json", "metrics.json", "history.csv", "model.keras", "report.md",
+                 "schema.json", "export/saved_model/saved_model.pb", "export/model.tflite",
+                 "export/schema.json", "plots/learning_curves.png", "plots/confusion_matrix.png",
+                 "plots/roc_curve.png"]:
+        assert (trained_run / name).exists(), name
+    assert not trained_run.with_name("shoppers.partial").exists()
+
+
+def test_metrics_json_follows_the_schema(trained_run):
+    metrics = read_metrics(trained_run)
+    assert metrics["task"] == "binary_classify"
+    assert metrics["problem"] == "binary"
+    assert metrics["dataset"] == "shoppers"
+    assert set(metrics["test"]) == BINARY_METRICS
+    assert set(metrics["validation"]) == BINARY_METRICS
+    assert set(metrics["baselines"]) == {"majority", "logistic_regression",
+                                         "hist_gradient_boosting"}
+    for scores in metrics["baselines"].values():
+        assert set(scores) == BINARY_METRICS
+    assert metrics["timing"]["fit_seconds"] > 0
+    assert metrics["timing"]["total_seconds"] >= metrics["timing"]["fit_seconds"]
+    assert set(metrics["exports"]) == {"keras", "savedmodel", "tflite"}
+    for result in metrics["exports"].values():
+        assert (trained_run / result["path"]).exists()
+        assert result["bytes"] > 0
+        assert 0 <= result["max_abs_diff"] <= 1e-4
+    assert sum(metrics["rows"].values()) == 240
+
+
+def test_test_metrics_are_recomputable_from_the_saved_model(trained_run, user_csv):
+    """The reported accuracy is what the saved model scores on the reported test split."""
+    config = json.loads((trained_run / "config.json").read_text())
+    splits = load_tabular(str(user_csv), "binary", target="bought",
+                          seed=config["runtime"]["seed"])
+    model = inference.load_keras(trained_run / "model.keras")
+    probability = inference.keras_outputs(
+        model, features_from_frame(splits.test, splits.schema)).reshape(-1)
+    truth = (splits.test["bought"] == "yes").to_numpy()
+    accuracy = float(((probability >= 0.5) == truth).mean())
+    assert accuracy == pytest.approx(read_metrics(trained_run)["test"]["accuracy"])
+
+
+def test_history_has_one_row_per_epoch_with_validation_loss(trained_run):
+    history = pd.read_csv(trained_run / "history.csv")
+    assert len(history) == 8
+    assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history.columns)
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+
+
+def test_model_keras_takes_raw_columns_by_name(trained_run):
+    model = inference.load_keras(trained_run / "model.keras")
+    inputs = {tensor.name: tensor.dtype for tensor in model.inputs}
+    assert inputs == {"age": "float32", "annual_income": "float32", "color": "string"}
+    rows = {"age": np.array([[30.0], [65.0]], "float32"),
+            "annual_income": np.array([[np.nan], [50000.0]], "float32"),
+            "color": np.array([["red"], ["never seen"]], dtype=object)}
+    output = inference.keras_outputs(model, rows)
+    assert output.shape == (2, 1) and np.isfinite(output).all()
+
+
+def test_savedmodel_signature_takes_raw_columns(trained_run):
+    signature = inference.load_savedmodel(trained_run / "export" / "saved_model")
+    _, kwargs = signature.structured_input_signature
+    assert {name: spec.dtype for name, spec in kwargs.items()} == {
+        "age": tf.float32, "annual_income": tf.float32, "color": tf.string}
+
+
+def test_tflite_uses_builtin_ops_only(trained_run):
+    interpreter = inference.load_tflite(trained_run / "export" / "model.tflite")
+    operators = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert operators
+    assert not [name for name in operators if name.startswith("Flex")], operators
+
+
+def test_client_schema_records_vocabulary_and_normalization(trained_run, user_csv):
+    schema = json.loads((trained_run / "export" / "schema.json").read_text())
+    by_input = {entry["input"]: entry for entry in schema["inputs"]}
+    assert by_input["color"]["vocabulary"][0] == "[UNK]"
+    assert set(by_input["color"]["vocabulary"][1:]) == {"red", "green", "blue", "[missing]"}
+    # Normalization statistics come from the training split only.
+    splits = load_tabular(str(user_csv), "binary", target="bought", seed=0)
+    assert by_input["age"]["mean"] == pytest.approx(splits.train["age"].mean(), rel=1e-5)
+    assert by_input["age"]["mean"] != pytest.approx(
+        pd.concat([splits.train, splits.validation, splits.test])["age"].mean(), rel=1e-6)
+    assert by_input["annual_income"]["mean"] == pytest.approx(
+        splits.train["annual income"].mean(), rel=1e-5)
+
+
+def test_report_shows_model_baselines_and_exports(trained_run):
+    report = (trained_run / "report.md").read_text()
+    for text in ["## Test metrics against baselines", "logistic_regression", "**model**",
+                 "## Exports", "tflite", "plots/roc_curve.png", "(positive: `yes`)"]:
+        assert text in report
+
+
+def test_same_seed_gives_the_same_run(trained_run, user_csv, tmp_path):
+    again = tmp_path / "again"
+    assert main(["--data", str(user_csv), "--target", "bought", "--run-dir", str(again),
+                 "--export", "none", *FAST]) == 0
+    assert read_metrics(again)["test"] == read_metrics(trained_run)["test"]
+    assert read_metrics(again)["exports"] == {}
+
+
+def test_failed_parity_keeps_the_earlier_run(trained_run, user_csv, tmp_path, monkeypatch,
+                                             capsys):
+    run_dir = tmp_path / "kept"
+    assert main(["--data", str(user_csv), "--target", "bought", "--run-dir", str(run_dir),
+                 "--export", "keras", *FAST]) == 0
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    original = inference.tflite_outputs
+    monkeypatch.setattr(inference, "tflite_outputs",
+                        lambda *args: original(*args) + 1e-3)  # a broken converter
+    capsys.readouterr()
+    code = main(["--data", str(user_csv), "--target", "bought", "--run-dir", str(run_dir),
+                 *FAST])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert error[-1].startswith("error: export parity failed: tflite differs by 0.001")
+    after = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    assert after == before
+    failed = run_dir.with_name("kept.failed")
+    assert json.loads((failed / "metrics.json").read_text())["exports"]["tflite"][
+        "max_abs_diff"] > 1e-4
+
+
+def test_bad_input_keeps_the_earlier_run(trained_run, tmp_path, capsys):
+    before = {path: path.stat().st_mtime_ns for path in trained_run.rglob("*")}
+    code = main(["--data", str(tmp_path / "missing.csv"), "--target", "bought",
+                 "--run-dir", str(trained_run)])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: data file not found")
+    assert {path: path.stat().st_mtime_ns for path in trained_run.rglob("*")} == before
+
+
+def test_explicit_test_file_is_the_test_split(user_csv, tmp_path):
+    frame = pd.read_csv(user_csv)
+    frame.iloc[:180].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[180:].to_csv(tmp_path / "holdout.csv", index=False)
+    run_dir = tmp_path / "with_test_file"
+    assert main(["--data", str(tmp_path / "train.csv"), "--target", "bought", "--test-data",
+                 str(tmp_path / "holdout.csv"), "--run-dir", str(run_dir), "--export", "none",
+                 *FAST]) == 0
+    rows = read_metrics(run_dir)["rows"]
+    assert rows == {"train": 144, "validation": 36, "test": 60}
+
+
+def test_mirrored_strategy_on_logical_cpus_trains(user_csv, tmp_path):
+    keras.backend.clear_session()
+    run_dir = tmp_path / "mirrored"
+    assert main(["--data", str(user_csv), "--target", "bought", "--run-dir", str(run_dir),
+                 "--strategy", "mirrored", "--export", "none", *FAST]) == 0
+    assert read_metrics(run_dir)["test"]["accuracy"] > 0.5

@@ -1,0 +1,7 @@
+"""Model zoo: registered builders (flat kwargs in, uncompiled Functional model out)."""
+
+from zoo import mlp as _mlp  # noqa: F401  (registers "mlp")
+from zoo.heads import PROBLEMS, add_head
+from zoo.registry import build_model, get_builder, list_models, register_model
+
+__all__ = ["PROBLEMS", "add_head", "build_model", "get_builder", "list_models", "register_model"]

@@ -1,0 +1,56 @@
+"""Output heads: the one place in the zoo that knows the problem type."""
+
+from __future__ import annotations
+
+import keras
+
+PROBLEMS = ("binary", "multiclass", "regression")
+
+
+def check_problem(problem: str, num_classes: int | None = None) -> None:
+    """Validates a problem name and its class count.
+
+    Raises:
+        ValueError: For an unknown problem or a multiclass problem without at least 3 classes.
+    """
+    if problem not in PROBLEMS:
+        raise ValueError(f"Unknown problem {problem!r}; choose one of {PROBLEMS}. "
+                         f"Received: problem={problem!r}")
+    if problem == "multiclass" and (num_classes is None or num_classes < 3):
+        raise ValueError("A multiclass head needs num_classes >= 3 (use problem='binary' for two). "
+                         f"Received: num_classes={num_classes}")
+
+
+def add_head(
+    features: keras.KerasTensor,
+    problem: str,
+    num_classes: int | None = None,
+    kernel_initializer: str = "glorot_uniform",
+    name: str = "head",
+) -> keras.KerasTensor:
+    """Adds the output layer for `problem` on top of `features`.
+
+    The head always computes in float32, so it stays numerically safe under a mixed-precision
+    policy.
+
+    Args:
+        features: The last hidden representation.
+        problem: `"binary"` (1 sigmoid unit: probability of the positive class), `"multiclass"`
+            (`num_classes` softmax units) or `"regression"` (1 linear unit).
+        num_classes: Number of classes, required for `"multiclass"`.
+        kernel_initializer: Initializer of the output kernel.
+        name: Layer name.
+
+    Returns:
+        The output tensor.
+    """
+    check_problem(problem, num_classes)
+    units, activation = {
+        "binary": (1, "sigmoid"),
+        "multiclass": (num_classes, "softmax"),
+        "regression": (1, None),
+    }[problem]
+    return keras.layers.Dense(
+        units, activation=activation, kernel_initializer=kernel_initializer, dtype="float32",
+        name=name,
+    )(features)
