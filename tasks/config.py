@@ -70,7 +70,7 @@ class TrainConfig:
         reduce_lr_patience: Epochs without improvement before halving the learning rate; 0
             disables it.
         steps_per_execution: Gradient steps per call into TensorFlow; 0 means "auto": a whole
-            epoch (up to 64 steps), which removes most of Keras's per-step overhead on small data.
+            epoch (up to 32 steps), which removes most of Keras's per-step overhead on small data.
         tensorboard: Also write TensorBoard logs to `<run-dir>/logs`.
     """
 

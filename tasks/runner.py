@@ -41,7 +41,7 @@ from tasks.callbacks import standard_callbacks
 from tasks.config import TaskConfig
 
 SPLITS = ("train", "validation", "test")
-MAX_STEPS_PER_EXECUTION = 64
+MAX_STEPS_PER_EXECUTION = 32
 
 
 @dataclass
