@@ -38,7 +38,7 @@ from datasets.tabular import TabularSplits, encode_labels, features_from_frame
 from tasks import config as config_module
 from tasks import distribute, evaluation, export, inference, presets, report
 from tasks.callbacks import standard_callbacks
-from tasks.config import TaskConfig
+from tasks.config import TaskConfig, TrainConfig
 
 SPLITS = ("train", "validation", "test")
 MAX_STEPS_PER_EXECUTION = 32
@@ -55,6 +55,21 @@ class RunResult:
 def default_run_dir(task: str) -> Path:
     """`runs/<task>-<timestamp>` under the current directory."""
     return Path("runs") / f"{task}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def check_run_dir(path: Path) -> None:
+    """Refuses a `--run-dir` that holds something other than an earlier run.
+
+    A successful run replaces the folder, so it must be new, empty, or an earlier run's (one with
+    a `config.json`).
+    """
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise InputError(f"--run-dir '{path}' is a file. Pass a new folder path.")
+    if any(path.iterdir()) and not (path / "config.json").exists():
+        raise InputError(f"--run-dir '{path}' holds files that are not a run's, and a run "
+                         "replaces its folder. Pass a new or empty folder.")
 
 
 @contextmanager
@@ -83,6 +98,44 @@ def staged_directory(final: Path) -> Iterator[Path]:
         shutil.rmtree(previous, ignore_errors=True)
     else:
         stage.rename(final)
+
+
+@dataclass
+class FitPlan:
+    """Batching of a fit: global batch size, steps per epoch, steps per call into TensorFlow."""
+
+    batch_size: int
+    steps_per_epoch: int
+    steps_per_execution: int
+
+
+def plan_fit(rows: int, train: TrainConfig, replicas: int = 1) -> FitPlan:
+    """Chooses the batching for `rows` training rows.
+
+    The global batch is the per-replica batch times the replicas. Unless set, steps per execution
+    is a whole epoch (up to `MAX_STEPS_PER_EXECUTION`): on small tables Keras's fixed cost per
+    step, not the arithmetic, dominates the fit.
+    """
+    batch_size = min(train.batch_size, rows) * replicas
+    steps = math.ceil(rows / batch_size)
+    return FitPlan(batch_size, steps,
+                   train.steps_per_execution or min(steps, MAX_STEPS_PER_EXECUTION))
+
+
+def fit_network(network: keras.Model, x: dict[str, np.ndarray], y: dict[str, np.ndarray],
+                plan: FitPlan, train: TrainConfig, run_dir: Path, seed: int,
+                progress: bool = True) -> float:
+    """Fits a compiled network on preprocessed `x["train"]`, validating on `x["validation"]`.
+
+    Returns:
+        The seconds `fit` took. The per-epoch history is in `run_dir / "history.csv"`.
+    """
+    train_data, validation_data = _datasets(x, y, plan.batch_size, seed)
+    started = time.perf_counter()
+    network.fit(train_data, epochs=train.epochs, steps_per_epoch=plan.steps_per_epoch,
+                validation_data=validation_data, shuffle=False, verbose=0,
+                callbacks=standard_callbacks(run_dir, train, progress=progress))
+    return time.perf_counter() - started
 
 
 def _datasets(x: dict[str, np.ndarray], y: dict[str, np.ndarray], batch_size: int, seed: int):
@@ -159,16 +212,14 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
     ids = {name: encode_labels(frame[schema.target], schema) for name, frame in frames.items()}
     strategy = distribute.get_strategy(config.runtime.strategy)
     final_dir = Path(config.runtime.run_dir or default_run_dir(config.task))
+    check_run_dir(final_dir)
 
     with staged_directory(final_dir) as run_dir:
         report.write_json(run_dir / "config.json", config.to_dict())
         preprocessor = TabularPreprocessor(schema, data.max_categories).adapt(features["train"])
         x = {name: preprocessor.transform(features[name]) for name in ("train", "validation")}
         y = {name: _targets(config.problem, ids[name]) for name in ("train", "validation")}
-        batch_size = min(config.train.batch_size, len(x["train"])) * strategy.num_replicas_in_sync
-        steps = math.ceil(len(x["train"]) / batch_size)
-        steps_per_execution = (config.train.steps_per_execution
-                               or min(steps, MAX_STEPS_PER_EXECUTION))
+        plan = plan_fit(len(x["train"]), config.train, strategy.num_replicas_in_sync)
         with strategy.scope():
             network = zoo.build_model(
                 config.model.name, input_dim=preprocessor.width, problem=config.problem,
@@ -176,15 +227,11 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
                 **config.model.params)
             network.compile(**presets.compile_arguments(
                 config.problem, config.train.optimizer, config.train.learning_rate,
-                steps_per_execution))
-        train_data, validation_data = _datasets(x, y, batch_size, seed)
+                plan.steps_per_execution))
         print(f"model: {config.model.name} ({network.count_params():,} parameters), up to "
-              f"{config.train.epochs} epochs of {steps} steps, batch {batch_size}", flush=True)
-        fit_started = time.perf_counter()
-        network.fit(train_data, epochs=config.train.epochs, steps_per_epoch=steps,
-                    validation_data=validation_data, shuffle=False, verbose=0,
-                    callbacks=standard_callbacks(run_dir, config.train))
-        fit_seconds = time.perf_counter() - fit_started
+              f"{config.train.epochs} epochs of {plan.steps_per_epoch} steps, batch "
+              f"{plan.batch_size}", flush=True)
+        fit_seconds = fit_network(network, x, y, plan, config.train, run_dir, seed)
         history = pd.read_csv(run_dir / "history.csv")
 
         core, full = preprocessor.compose(network)

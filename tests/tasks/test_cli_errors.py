@@ -138,3 +138,13 @@ def test_a_real_process_prints_no_traceback(tmp_path):
         f"error: data file not found: '{tmp_path / 'gone.csv'}'. Pass the path of an existing "
         "CSV file or a dataset name."]
     assert "Traceback" not in result.stderr
+
+
+def test_run_dir_that_is_not_a_run_is_refused(capsys, tmp_path):
+    precious = tmp_path / "my_project"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    code, lines = run_main(capsys, "--data", "breast_cancer", "--run-dir", str(precious))
+    assert code == 2
+    assert_one_error_line(lines, "holds files that are not a run's", "new or empty folder")
+    assert (precious / "notes.txt").read_text() == "keep me"
