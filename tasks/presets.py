@@ -22,7 +22,10 @@ class ProblemPreset:
 
     Attributes:
         loss: The Keras loss.
-        keras_metrics: Metrics Keras tracks per epoch (for history.csv and learning curves).
+        keras_metrics: Metrics Keras tracks per epoch besides the loss (history.csv, learning
+            curves). None by default: on small tables each one adds about a fifth to the fit time
+            (measured with benchmarks/fit_speed.py), and the scores that matter are computed by
+            scikit-learn on the final model.
         score: `(y_true, model_output) -> {metric: value}`, computed with scikit-learn; the same
             function scores the model, the baselines and every exported artifact.
         predicted_ids: `model_output -> class ids` (classification).
@@ -43,7 +46,7 @@ class ProblemPreset:
 PRESETS: dict[str, ProblemPreset] = {
     "binary": ProblemPreset(
         loss="binary_crossentropy",
-        keras_metrics=("accuracy",),
+        keras_metrics=(),
         score=evaluation.binary_scores,
         predicted_ids=evaluation.binary_labels,
         baselines=evaluation.binary_baselines,

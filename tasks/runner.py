@@ -139,17 +139,22 @@ def fit_network(network: keras.Model, x: dict[str, np.ndarray], y: dict[str, np.
 
 
 def _datasets(x: dict[str, np.ndarray], y: dict[str, np.ndarray], batch_size: int, seed: int):
-    """tf.data pipelines over the preprocessed matrices.
+    """tf.data pipelines over the preprocessed matrices, which already sit in memory.
 
-    The training set is cached in memory, reshuffled every pass and repeated, so Keras keeps one
-    iterator for the whole fit instead of building one per epoch; validation is one cached batch.
+    The training set is cached, reshuffled every pass and repeated, so Keras keeps one iterator
+    for the whole fit instead of building one per epoch; validation is one cached batch. tf.data's
+    graph rewrites and autotuning are off: they pay off for pipelines that read and decode, but
+    here they would be redone for every validation iterator, each epoch, to no gain.
     """
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    options.autotune.enabled = False
     rows = len(x["train"])
     train = (tf.data.Dataset.from_tensor_slices((x["train"], y["train"])).cache()
              .shuffle(rows, seed=seed, reshuffle_each_iteration=True).repeat()
-             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+             .batch(batch_size).with_options(options))
     validation = (tf.data.Dataset.from_tensor_slices((x["validation"], y["validation"]))
-                  .batch(max(1, min(len(x["validation"]), 8192))).cache())
+                  .batch(max(1, min(len(x["validation"]), 8192))).cache().with_options(options))
     return train, validation
 
 

@@ -83,7 +83,7 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
                         verbose=0, callbacks=standard_callbacks(tmp_path, train, progress=False))
     losses = history.history["val_loss"]
     assert len(losses) < 200
-    restored = model.evaluate(x[48:], y[48:], verbose=0)[0]
+    restored = model.evaluate(x[48:], y[48:], verbose=0, return_dict=True)["loss"]
     assert restored == pytest.approx(min(losses), rel=1e-4)
 
 
