@@ -87,22 +87,21 @@ class TabularPreprocessor:
         self.featurizer = self._build_featurizer()
         return self
 
-    def _code_inputs(self) -> dict[str, keras.KerasTensor]:
+    def _inputs(self, category_dtype: str) -> dict[str, keras.KerasTensor]:
         return {
             column.input_name: keras.Input(
                 shape=(1,), name=column.input_name,
-                dtype="float32" if column.kind == "numeric" else "int64")
+                dtype="float32" if column.kind == "numeric" else category_dtype)
             for column in self.schema.columns
         }
 
+    def _code_inputs(self) -> dict[str, keras.KerasTensor]:
+        """Inputs of the featurizer and the TFLite model: numbers and int64 category codes."""
+        return self._inputs("int64")
+
     def raw_inputs(self) -> dict[str, keras.KerasTensor]:
         """Keras inputs taking the raw columns: float32 numbers, strings for categories."""
-        return {
-            column.input_name: keras.Input(
-                shape=(1,), name=column.input_name,
-                dtype="float32" if column.kind == "numeric" else "string")
-            for column in self.schema.columns
-        }
+        return self._inputs("string")
 
     def _build_featurizer(self) -> keras.Model:
         # Few, wide layers: tracing cost (export, first fit step) grows with the layer count.

@@ -172,8 +172,8 @@ def load_tabular(
     if test_frame is not None:
         test = test_frame.reset_index(drop=True)
         encode_labels(test[target], schema, source=Path(test_data).name)
-    return TabularSplits(name=entry and data or Path(data).stem, schema=schema, train=train,
-                         validation=validation, test=test)
+    name = data if entry is not None else Path(data).stem
+    return TabularSplits(name=name, schema=schema, train=train, validation=validation, test=test)
 
 
 def load_configured(data: Any, problem: str, seed: int) -> TabularSplits:

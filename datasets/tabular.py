@@ -324,13 +324,8 @@ def encode_labels(values: pd.Series, schema: TabularSchema, source: str = "the d
         InputError: If a value is not one of the classes seen in training.
     """
     if schema.problem == "regression":
-        parsed = pd.to_numeric(values, errors="coerce")
-        if (values.notna() & parsed.isna()).any():
-            position, value, count = _first_non_number(values)
-            raise InputError(f"target '{schema.target}' of {source} must be numeric for "
-                             f"regression, but {value!r} at {_line_hint(position, source)} is "
-                             f"not a number ({count} such values). Fix or remove those rows.")
-        return parsed.to_numpy(dtype="float32")
+        return _parse_numbers(values, f"target '{schema.target}' of {source}", source,
+                              "Fix or remove those rows.")
     index = {str(label): position for position, label in enumerate(schema.labels)}
     mapped = [index.get(str(_label_value(value))) for value in values.tolist()]
     unknown = sorted({str(_label_value(value)) for value, code in zip(values, mapped, strict=True)
@@ -341,6 +336,17 @@ def encode_labels(values: pd.Series, schema: TabularSchema, source: str = "the d
                          f"{', '.join(map(str, schema.labels))}). Remove those rows or add them "
                          "to the training data.")
     return np.asarray(mapped, dtype="int32")
+
+
+def _parse_numbers(series: pd.Series, what: str, source: str, fix: str) -> np.ndarray:
+    """float32 values of `series` (NaN for missing); an InputError names the first non-number."""
+    parsed = pd.to_numeric(series, errors="coerce")
+    if (series.notna() & parsed.isna()).any():
+        position, value, count = _first_non_number(series)
+        raise InputError(f"{what} must hold numbers, but {value!r} at "
+                         f"{_line_hint(position, source)} is not a number ({count} such "
+                         f"value{'s' if count > 1 else ''} in all). {fix}")
+    return parsed.to_numpy(dtype="float32")
 
 
 def features_from_frame(
@@ -363,13 +369,9 @@ def features_from_frame(
     for column in schema.columns:
         series = frame[column.name]
         if column.kind == "numeric":
-            parsed = pd.to_numeric(series, errors="coerce")
-            if (series.notna() & parsed.isna()).any():
-                position, value, count = _first_non_number(series)
-                raise InputError(f"column '{column.name}' of {source} holds numbers, but {value!r}"
-                                 f" at {_line_hint(position, source)} is not a number ({count} "
-                                 "such values in all). Fix or blank out those values.")
-            features[column.input_name] = parsed.to_numpy(dtype="float32").reshape(-1, 1)
+            features[column.input_name] = _parse_numbers(
+                series, f"column '{column.name}' of {source}", source,
+                "Fix or blank out those values.").reshape(-1, 1)
         else:
             features[column.input_name] = _category_strings(series).reshape(-1, 1)
     return features

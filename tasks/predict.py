@@ -60,6 +60,8 @@ def predict_frame(frame: pd.DataFrame, run_dir: Path | None, model_file: Path | 
     """Runs one artifact on `frame` and returns the frame with prediction columns added."""
     from tasks import inference  # TensorFlow loads only once the arguments are valid
 
+    if model_file is None and run_dir is None:
+        raise InputError("pass --run-dir DIR or --model FILE.keras.")
     if model_file is not None:
         if not model_file.exists():
             raise InputError(f"model file not found: '{model_file}'. Pass an existing .keras "
@@ -71,7 +73,6 @@ def predict_frame(frame: pd.DataFrame, run_dir: Path | None, model_file: Path | 
         if artifact != "keras":
             raise InputError("--model runs the .keras file itself; use --run-dir with --format "
                              f"{artifact}.")
-    assert run_dir is not None
     if not run_dir.is_dir():
         raise InputError(f"run directory not found: '{run_dir}'. Pass a folder written by a task "
                          "run.")

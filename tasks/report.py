@@ -33,15 +33,21 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def plot_learning_curves(history: pd.DataFrame, path: Path) -> None:
-    """Training vs validation curves for every metric Keras logged, one panel each."""
+    """Training vs validation curves for every metric Keras logged, one panel each.
+
+    A dotted line marks the epoch of lowest validation loss, whose weights early stopping keeps.
+    """
     names = [name for name in history.columns
              if name not in ("epoch", "learning_rate") and not name.startswith("val_")]
     figure, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
     epochs = history["epoch"] + 1
+    best = epochs[history["val_loss"].idxmin()] if "val_loss" in history else None
     for axis, name in zip(axes[0], names, strict=True):
         axis.plot(epochs, history[name], label="train")
         if f"val_{name}" in history:
             axis.plot(epochs, history[f"val_{name}"], label="validation")
+        if best is not None:
+            axis.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
         axis.set_xlabel("epoch")
         axis.set_title(name)
         axis.legend()

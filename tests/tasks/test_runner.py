@@ -116,9 +116,10 @@ def test_report_shows_model_baselines_and_exports(trained_run):
 def test_same_seed_gives_the_same_run(trained_run, user_csv, tmp_path):
     again = tmp_path / "again"
     assert main(["--data", str(user_csv), "--target", "bought", "--run-dir", str(again),
-                 "--export", "none", *FAST]) == 0
+                 "--export", "none", "--tensorboard", *FAST]) == 0
     assert read_metrics(again)["test"] == read_metrics(trained_run)["test"]
     assert read_metrics(again)["exports"] == {}
+    assert list((again / "logs" / "train").glob("events.out.tfevents.*"))
 
 
 def test_failed_parity_keeps_the_earlier_run(trained_run, user_csv, tmp_path, monkeypatch,
