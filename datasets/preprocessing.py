@@ -144,15 +144,26 @@ class TabularPreprocessor:
         """Raw features -> the float32 matrix the network trains on."""
         return self.featurizer(self.encode(features), training=False).numpy()
 
-    def compose(self, network: keras.Model) -> tuple[keras.Model, keras.Model]:
+    def compose(self, network: keras.Model, target_mean: float = 0.0,
+                target_std: float = 1.0) -> tuple[keras.Model, keras.Model]:
         """Puts preprocessing and a trained network together.
+
+        Args:
+            network: The trained network on the featurizer's output.
+            target_mean: For a network trained on a standardized target, the training mean ...
+            target_std: ... and standard deviation: a `Rescaling` layer maps the network's output
+                back to the target's own units (`output * std + mean`).
 
         Returns:
             `(core, full)`: `core` takes numbers and category codes (the TFLite artifact); `full`
             takes the raw columns by name (`model.keras`, the SavedModel).
         """
         codes = self._code_inputs()
-        core = keras.Model(codes, network(self.featurizer(codes)), name="core")
+        outputs = network(self.featurizer(codes))
+        if (target_mean, target_std) != (0.0, 1.0):
+            outputs = keras.layers.Rescaling(scale=target_std, offset=target_mean,
+                                             name="target_units")(outputs)
+        core = keras.Model(codes, outputs, name="core")
         raw = self.raw_inputs()
         encoded = {name: self.lookups[name](tensor) if name in self.lookups else tensor
                    for name, tensor in raw.items()}

@@ -59,6 +59,17 @@ def _breast_cancer() -> pd.DataFrame:
     return frame.drop(columns="target")
 
 
+def _sklearn_frame(loader_name: str, target: str, class_names: bool) -> pd.DataFrame:
+    """A scikit-learn bundled dataset as one frame; class ids replaced by class names."""
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, loader_name)(as_frame=True)
+    frame = bunch.frame.drop(columns="target")
+    frame[target] = (bunch.target_names[bunch.target.to_numpy()] if class_names
+                     else bunch.target.to_numpy())
+    return frame
+
+
 TABULAR: dict[str, NamedTabular] = {
     "smartwatch": NamedTabular(
         problem="binary",
@@ -73,6 +84,30 @@ TABULAR: dict[str, NamedTabular] = {
         load=_breast_cancer,
         positive_label="malignant",
         description="scikit-learn's Wisconsin breast cancer data (569 rows, 30 numbers)",
+    ),
+    "store_sales": NamedTabular(
+        problem="regression",
+        target="monthly_sales",
+        load=lambda: read_csv(DATA_DIR / "store_sales.csv"),
+        description="course demo: a store's monthly sales (2,000 generated rows)",
+    ),
+    "diabetes": NamedTabular(
+        problem="regression",
+        target="progression",
+        load=lambda: _sklearn_frame("load_diabetes", "progression", class_names=False),
+        description="scikit-learn's diabetes progression data (442 rows, 10 numbers)",
+    ),
+    "wine": NamedTabular(
+        problem="multiclass",
+        target="cultivar",
+        load=lambda: _sklearn_frame("load_wine", "cultivar", class_names=True),
+        description="scikit-learn's wine data: 3 cultivars from 13 measurements (178 rows)",
+    ),
+    "iris": NamedTabular(
+        problem="multiclass",
+        target="species",
+        load=lambda: _sklearn_frame("load_iris", "species", class_names=True),
+        description="scikit-learn's iris flowers: 3 species from 4 measurements (150 rows)",
     ),
 }
 

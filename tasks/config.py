@@ -65,6 +65,8 @@ class TrainConfig:
         batch_size: Rows per gradient step.
         learning_rate: Initial learning rate.
         optimizer: One of `OPTIMIZERS` (`momentum` is SGD with Nesterov momentum 0.9).
+        loss: `auto` (the problem's preset: cross-entropy, or MSE for regression) or a loss the
+            problem allows (regression: `mse`, `huber`, `mae`).
         early_stopping_patience: Epochs without validation improvement before stopping; the best
             epoch's weights are restored. 0 disables early stopping.
         reduce_lr_patience: Epochs without improvement before halving the learning rate; 0
@@ -78,6 +80,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     optimizer: str = "adam"
+    loss: str = "auto"
     early_stopping_patience: int = 20
     reduce_lr_patience: int = 10
     steps_per_execution: int = 0

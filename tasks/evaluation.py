@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics
 from sklearn.compose import ColumnTransformer
-from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
@@ -44,6 +44,42 @@ def binary_scores(y_true: np.ndarray, output: np.ndarray) -> dict[str, float]:
 def binary_labels(output: np.ndarray) -> np.ndarray:
     """Class ids from the positive-class probability (threshold 0.5)."""
     return (np.asarray(output).reshape(-1) >= 0.5).astype(int)
+
+
+def multiclass_labels(output: np.ndarray) -> np.ndarray:
+    """Class ids from class probabilities (the most probable class)."""
+    return np.asarray(output).argmax(axis=1)
+
+
+def multiclass_scores(y_true: np.ndarray, output: np.ndarray) -> dict[str, float]:
+    """`accuracy` and `macro_f1` (every class weighs the same) from class probabilities."""
+    predicted = multiclass_labels(output)
+    return {"accuracy": float(metrics.accuracy_score(y_true, predicted)),
+            "macro_f1": float(metrics.f1_score(y_true, predicted, average="macro",
+                                               labels=np.arange(np.shape(output)[1]),
+                                               zero_division=0))}
+
+
+def per_class_table(y_true: np.ndarray, output: np.ndarray, labels: list[Any]) -> list[dict]:
+    """Precision, recall, F1 and support of every class (scikit-learn's classification report)."""
+    report = metrics.classification_report(
+        y_true, multiclass_labels(output), labels=list(range(len(labels))),
+        target_names=[str(label) for label in labels], output_dict=True, zero_division=0)
+    return [{"class": str(label), **{key: float(value) for key, value in
+                                      report[str(label)].items()}} for label in labels]
+
+
+def regression_scores(y_true: np.ndarray, output: np.ndarray) -> dict[str, float]:
+    """`rmse`, `mae` and `r2` in the target's own units."""
+    predicted = np.asarray(output, dtype="float64").reshape(-1)
+    return {"rmse": float(np.sqrt(metrics.mean_squared_error(y_true, predicted))),
+            "mae": float(metrics.mean_absolute_error(y_true, predicted)),
+            "r2": float(metrics.r2_score(y_true, predicted))}
+
+
+def identity(output: np.ndarray) -> np.ndarray:
+    """Regression outputs are already the predictions."""
+    return np.asarray(output).reshape(-1)
 
 
 def _baseline_frame(frame: pd.DataFrame, schema: TabularSchema) -> pd.DataFrame:
@@ -85,6 +121,50 @@ def binary_baselines(schema: TabularSchema, seed: int) -> dict[str, Any]:
                 categorical_features=categorical or None, random_state=seed)),
         ]),
     }
+
+
+def multiclass_baselines(schema: TabularSchema, seed: int) -> dict[str, Any]:
+    """The scikit-learn baselines every multiclass run reports."""
+    categorical = list(range(len(schema.categorical)))
+    return {
+        "majority": DummyClassifier(strategy="most_frequent"),
+        "logistic_regression": Pipeline([
+            ("preprocess", _linear_preprocessing(schema)),
+            ("model", LogisticRegression(max_iter=2000)),
+        ]),
+        "hist_gradient_boosting": Pipeline([
+            ("preprocess", _tree_preprocessing(schema)),
+            ("model", HistGradientBoostingClassifier(
+                categorical_features=categorical or None, random_state=seed)),
+        ]),
+    }
+
+
+def regression_baselines(schema: TabularSchema, seed: int) -> dict[str, Any]:
+    """The scikit-learn baselines every regression run reports."""
+    categorical = list(range(len(schema.categorical)))
+    return {
+        "mean": DummyRegressor(strategy="mean"),
+        "ridge": Pipeline([
+            ("preprocess", _linear_preprocessing(schema)),
+            ("model", Ridge(alpha=1.0)),
+        ]),
+        "hist_gradient_boosting": Pipeline([
+            ("preprocess", _tree_preprocessing(schema)),
+            ("model", HistGradientBoostingRegressor(
+                categorical_features=categorical or None, random_state=seed)),
+        ]),
+    }
+
+
+def class_probabilities(estimator: Any, frame: pd.DataFrame) -> np.ndarray:
+    """The fitted classifier's probability of every class id (columns in class-id order)."""
+    return estimator.predict_proba(frame)
+
+
+def regression_predictions(estimator: Any, frame: pd.DataFrame) -> np.ndarray:
+    """The fitted regressor's predictions."""
+    return estimator.predict(frame)
 
 
 def positive_probability(estimator: Any, frame: pd.DataFrame) -> np.ndarray:

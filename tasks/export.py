@@ -9,7 +9,9 @@
 The TFLite model uses builtin ops only; string categories become integer codes outside it, as
 recorded in `export/schema.json` (standalone LiteRT cannot run TensorFlow's string lookup).
 The parity gate fails the run when any artifact's maximum absolute difference from the in-memory
-Keras model on held-out rows exceeds the tolerance.
+Keras model on held-out rows exceeds the tolerance. Regression outputs are compared in units of
+the training target's standard deviation (float32 carries about 7 significant digits, so sales
+in the millions differ by cents between runtimes); `max_abs_diff` stays in the target's units.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def export_all(
     run_dir: Path,
     formats: list[str],
     tolerance: float,
+    scale: float = 1.0,
 ) -> dict[str, dict[str, Any]]:
     """Writes the requested artifacts and checks each against `full` on `features`.
 
@@ -53,10 +56,13 @@ def export_all(
         features: Held-out raw features to compare on.
         run_dir: Where artifacts go (`model.keras`, `export/...`).
         formats: Any of `keras`, `savedmodel`, `tflite`.
-        tolerance: Largest allowed max absolute difference.
+        tolerance: Largest allowed max absolute difference, in units of `scale`.
+        scale: The unit differences are judged in (the target's standard deviation for
+            regression, 1 for probabilities).
 
     Returns:
-        `{format: {"path", "bytes", "max_abs_diff"}}` with paths relative to `run_dir`.
+        `{format: {"path", "bytes", "max_abs_diff", "max_scaled_diff"}}`, paths relative to
+        `run_dir`.
 
     Raises:
         ParityError: If an artifact differs by more than `tolerance` (after all are written, so
@@ -70,33 +76,34 @@ def export_all(
         path = run_dir / "model.keras"
         full.save(path)
         outputs = inference.keras_outputs(inference.load_keras(path), features)
-        results["keras"] = _result(path, run_dir, reference, outputs)
+        results["keras"] = _result(path, run_dir, reference, outputs, scale)
     if "savedmodel" in formats:
         path = export_dir / "saved_model"
         full.export(str(path), format="tf_saved_model", verbose=False)
         outputs = inference.savedmodel_outputs(inference.load_savedmodel(path), features)
-        results["savedmodel"] = _result(path, run_dir, reference, outputs)
+        results["savedmodel"] = _result(path, run_dir, reference, outputs, scale)
     if "tflite" in formats:
         path = export_dir / "model.tflite"
         client_schema = preprocessor.client_schema()
         (export_dir / "schema.json").write_text(json.dumps(client_schema, indent=2))
         core.export(str(path), format="litert", verbose=False)
         outputs = inference.tflite_outputs(inference.load_tflite(path), features, client_schema)
-        results["tflite"] = _result(path, run_dir, reference, outputs)
+        results["tflite"] = _result(path, run_dir, reference, outputs, scale)
     return results
 
 
-def _result(path: Path, run_dir: Path, reference: np.ndarray, outputs: np.ndarray) -> dict:
+def _result(path: Path, run_dir: Path, reference: np.ndarray, outputs: np.ndarray,
+            scale: float) -> dict:
     difference = float(np.max(np.abs(np.asarray(outputs, "float64").reshape(reference.shape)
                                       - reference))) if len(reference) else 0.0
     return {"path": str(path.relative_to(run_dir)), "bytes": _size(path),
-            "max_abs_diff": difference}
+            "max_abs_diff": difference, "max_scaled_diff": difference / scale}
 
 
 def check_parity(exports: dict[str, dict[str, Any]], tolerance: float) -> None:
     """Raises ParityError naming every artifact whose difference exceeds `tolerance`."""
-    failed = {name: result["max_abs_diff"] for name, result in exports.items()
-              if not result["max_abs_diff"] <= tolerance}
+    failed = {name: result["max_scaled_diff"] for name, result in exports.items()
+              if not result["max_scaled_diff"] <= tolerance}
     if failed:
         details = ", ".join(f"{name} differs by {diff:.3g}" for name, diff in failed.items())
         raise ParityError(f"export parity failed: {details} (tolerance {tolerance:g}). The "

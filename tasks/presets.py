@@ -32,6 +32,12 @@ class ProblemPreset:
         baselines: `(schema, seed) -> {name: scikit-learn estimator}`.
         baseline_output: `(fitted estimator, features frame) -> model-like output`.
         headline: The metric printed first and used to compare with baselines.
+        higher_is_better: Whether a larger `headline` is better.
+        losses: Loss names `train.loss` may choose; the first is the default.
+        standardize_target: Train on `(y - mean) / std` of the training targets; the exported
+            model rescales its output back to the target's units.
+        plots: Test-split plots in `tasks.report.TEST_PLOTS` to draw for this problem.
+        per_class: `(y_true, output, labels) -> rows` of per-class test scores, if any.
     """
 
     loss: str
@@ -41,6 +47,11 @@ class ProblemPreset:
     baselines: Callable[..., dict[str, Any]]
     baseline_output: Callable[..., np.ndarray]
     headline: str
+    higher_is_better: bool = True
+    losses: tuple[str, ...] = ()
+    standardize_target: bool = False
+    plots: tuple[str, ...] = ()
+    per_class: Callable[..., list[dict[str, Any]]] | None = None
 
 
 PRESETS: dict[str, ProblemPreset] = {
@@ -52,8 +63,44 @@ PRESETS: dict[str, ProblemPreset] = {
         baselines=evaluation.binary_baselines,
         baseline_output=evaluation.positive_probability,
         headline="accuracy",
+        losses=("binary_crossentropy",),
+        plots=("confusion_matrix", "roc_curve"),
+    ),
+    "multiclass": ProblemPreset(
+        loss="sparse_categorical_crossentropy",
+        keras_metrics=(),
+        score=evaluation.multiclass_scores,
+        predicted_ids=evaluation.multiclass_labels,
+        baselines=evaluation.multiclass_baselines,
+        baseline_output=evaluation.class_probabilities,
+        headline="accuracy",
+        losses=("sparse_categorical_crossentropy",),
+        plots=("confusion_matrix",),
+        per_class=evaluation.per_class_table,
+    ),
+    # The network learns the standardized target; the runner appends a Rescaling layer so every
+    # exported model outputs the target's own units.
+    "regression": ProblemPreset(
+        loss="mse",
+        keras_metrics=(),
+        score=evaluation.regression_scores,
+        predicted_ids=evaluation.identity,
+        baselines=evaluation.regression_baselines,
+        baseline_output=evaluation.regression_predictions,
+        headline="rmse",
+        higher_is_better=False,
+        losses=("mse", "huber", "mae"),
+        standardize_target=True,
+        plots=("predicted_vs_actual", "residuals"),
     ),
 }
+
+
+def training_targets(problem: str, ids: np.ndarray) -> np.ndarray:
+    """Targets in the shape and dtype the problem's loss expects."""
+    if problem == "multiclass":
+        return ids.astype("int32")
+    return ids.reshape(-1, 1).astype("float32")
 
 
 def get_preset(problem: str) -> ProblemPreset:
@@ -90,13 +137,25 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
 
 
 def compile_arguments(
-    problem: str, optimizer: str, learning_rate: float, steps_per_execution: int = 1
+    problem: str, optimizer: str, learning_rate: float, steps_per_execution: int = 1,
+    loss: str = "auto",
 ) -> dict[str, Any]:
-    """Keyword arguments for `model.compile` for `problem`."""
+    """Keyword arguments for `model.compile` for `problem`.
+
+    Args:
+        problem: `"binary"`, `"multiclass"` or `"regression"`.
+        optimizer: An optimizer name (see `make_optimizer`).
+        learning_rate: Initial learning rate.
+        steps_per_execution: Gradient steps per call into TensorFlow.
+        loss: `"auto"` for the problem's default, or one of its preset's `losses`.
+    """
     preset = get_preset(problem)
+    if loss != "auto" and loss not in preset.losses:
+        raise ValueError(f"Loss {loss!r} does not fit a {problem} problem; choose one of "
+                         f"{', '.join(preset.losses)}. Received: loss={loss!r}")
     return {
         "optimizer": make_optimizer(optimizer, learning_rate),
-        "loss": preset.loss,
+        "loss": preset.loss if loss == "auto" else loss,
         "metrics": list(preset.keras_metrics),
         "steps_per_execution": steps_per_execution,
     }

@@ -14,7 +14,11 @@ matplotlib.use("Agg")  # files only; never needs a screen
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    ConfusionMatrixDisplay,
+    PredictionErrorDisplay,
+    RocCurveDisplay,
+)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -56,31 +60,73 @@ def plot_learning_curves(history: pd.DataFrame, path: Path) -> None:
     plt.close(figure)
 
 
-def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, labels: list[Any],
-                          path: Path) -> None:
+def plot_confusion_matrix(y_true: np.ndarray, output: np.ndarray, schema: Any,
+                          path: Path) -> bool:
     """Confusion matrix of the test split with the user's label names."""
-    figure, axis = plt.subplots(figsize=(4.5, 4))
+    ids = (np.asarray(output).argmax(axis=1) if np.ndim(output) == 2 and np.shape(output)[1] > 1
+           else (np.asarray(output).reshape(-1) >= 0.5).astype(int))
+    labels = schema.labels
+    size = max(4.5, 0.6 * len(labels) + 2)
+    figure, axis = plt.subplots(figsize=(size, size - 0.5))
     ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, labels=list(range(len(labels))),
-        display_labels=[str(label) for label in labels], ax=axis, colorbar=False)
+        y_true, ids, labels=list(range(len(labels))),
+        display_labels=[str(label) for label in labels], ax=axis, colorbar=False,
+        xticks_rotation=45 if len(labels) > 4 else "horizontal")
     axis.set_title("test confusion matrix")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+    return True
 
 
-def plot_roc_curve(y_true: np.ndarray, probability: np.ndarray, positive: Any,
-                   path: Path) -> None:
-    """ROC curve of the test split for the positive class."""
+def plot_roc_curve(y_true: np.ndarray, output: np.ndarray, schema: Any, path: Path) -> bool:
+    """ROC curve of the test split for the positive class (skipped if the test has one class)."""
+    if len(np.unique(y_true)) != 2:
+        return False
     figure, axis = plt.subplots(figsize=(4.5, 4))
-    RocCurveDisplay.from_predictions(y_true, np.ravel(probability), ax=axis,
-                                     name=f"model (positive: {positive})")
+    RocCurveDisplay.from_predictions(y_true, np.ravel(output), ax=axis,
+                                     name=f"model (positive: {schema.labels[-1]})")
     axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
     axis.set_title("test ROC curve")
     axis.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+    return True
+
+
+def plot_predicted_vs_actual(y_true: np.ndarray, output: np.ndarray, schema: Any,
+                             path: Path) -> bool:
+    """Predicted against actual target on the test split, with the ideal diagonal."""
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    PredictionErrorDisplay.from_predictions(y_true, np.ravel(output), kind="actual_vs_predicted",
+                                            ax=axis)
+    axis.set_title(f"test: predicted vs actual {schema.target}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def plot_residuals(y_true: np.ndarray, output: np.ndarray, schema: Any, path: Path) -> bool:
+    """Residuals (actual - predicted) against the prediction on the test split."""
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    PredictionErrorDisplay.from_predictions(y_true, np.ravel(output),
+                                            kind="residual_vs_predicted", ax=axis)
+    axis.set_title("test residuals")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+# Plots of the test split a problem preset may ask for: (y_true, model output, schema, path).
+TEST_PLOTS = {
+    "confusion_matrix": plot_confusion_matrix,
+    "roc_curve": plot_roc_curve,
+    "predicted_vs_actual": plot_predicted_vs_actual,
+    "residuals": plot_residuals,
+}
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:
@@ -101,8 +147,12 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
     rows = [["**model**", *[metrics["test"][name] for name in names]]]
     rows += [[name, *[scores.get(name, float("nan")) for name in names]]
              for name, scores in metrics["baselines"].items()]
+    scaled = metrics["problem"] == "regression"
     export_rows = [[name, result["path"], result["bytes"], f"{result['max_abs_diff']:.2e}"]
+                   + ([f"{result['max_scaled_diff']:.2e}"] if scaled else [])
                    for name, result in metrics["exports"].items()]
+    export_header = ["format", "path", "bytes", "max abs diff"] + (
+        ["max diff / target std"] if scaled else [])
     model = config["model"]
     text = [
         f"# {metrics['task']} on {metrics['dataset']}",
@@ -110,8 +160,11 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
         "## Data",
         f"- rows: {summary['rows']['train']} train, {summary['rows']['validation']} validation, "
         f"{summary['rows']['test']} test (split seed {config['runtime']['seed']})",
-        f"- target: `{summary['target']}`; classes: "
-        + ", ".join(f"`{label}`" for label in summary["labels"])
+        f"- target: `{summary['target']}`; "
+        + ("classes: " + ", ".join(f"`{label}`" for label in summary["labels"])
+           if summary["labels"] else
+           f"numbers from {summary['target_range'][0]:,.4g} to {summary['target_range'][1]:,.4g}"
+           " (the network learns them standardized; every export outputs these units)")
         + (f" (positive: `{summary['labels'][-1]}`)" if metrics["problem"] == "binary" else ""),
         f"- features: {summary['numeric']} numeric, {summary['categorical']} categorical "
         f"({summary['width']} model inputs after preprocessing)",
@@ -130,11 +183,17 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
         "",
         _table(rows, ["", *names]),
         "",
+        *(["### Per class (test)", "",
+           _table([[row["class"], row["precision"], row["recall"], row["f1-score"],
+                    int(row["support"])] for row in metrics["per_class"]],
+                  ["class", "precision", "recall", "f1", "support"]), ""]
+          if metrics.get("per_class") else []),
         "## Exports",
         "Each artifact reloaded by its own runtime and compared with the Keras model on the "
-        f"test rows (tolerance {config['export']['parity_tolerance']:g}).",
+        f"test rows (tolerance {config['export']['parity_tolerance']:g}"
+        + (" in units of the target's standard deviation)." if scaled else ")."),
         "",
-        _table(export_rows, ["format", "path", "bytes", "max abs diff"]) if export_rows
+        _table(export_rows, export_header) if export_rows
         else "(none requested)",
         "",
         "## Plots",

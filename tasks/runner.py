@@ -34,7 +34,7 @@ import zoo
 from datasets.errors import InputError
 from datasets.preprocessing import TabularPreprocessor
 from datasets.registry import load_configured
-from datasets.tabular import TabularSplits, encode_labels, features_from_frame
+from datasets.tabular import TabularSchema, TabularSplits, encode_labels, features_from_frame
 from tasks import config as config_module
 from tasks import distribute, evaluation, export, inference, presets, report
 from tasks.callbacks import standard_callbacks
@@ -158,10 +158,6 @@ def _datasets(x: dict[str, np.ndarray], y: dict[str, np.ndarray], batch_size: in
     return train, validation
 
 
-def _targets(problem: str, ids: np.ndarray) -> np.ndarray:
-    return ids.reshape(-1, 1).astype("float32") if problem == "binary" else ids
-
-
 # Builder arguments the runner sets from the data; users set the rest with --set model.NAME=...
 RUNNER_ARGUMENTS = ("input_dim", "problem", "num_classes")
 
@@ -203,6 +199,9 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
     config_module.validate(config)
     _validate_model(config.model.name, config.model.params)
     preset = presets.get_preset(config.problem)
+    if config.train.loss != "auto" and config.train.loss not in preset.losses:
+        raise InputError(f"train.loss {config.train.loss!r} does not fit a {config.problem} "
+                         f"problem; choose auto or one of: {', '.join(preset.losses)}.")
     seed = config.runtime.seed
     keras.utils.set_random_seed(seed)
     data = config.data
@@ -223,7 +222,12 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
         report.write_json(run_dir / "config.json", config.to_dict())
         preprocessor = TabularPreprocessor(schema, data.max_categories).adapt(features["train"])
         x = {name: preprocessor.transform(features[name]) for name in ("train", "validation")}
-        y = {name: _targets(config.problem, ids[name]) for name in ("train", "validation")}
+        y = {name: presets.training_targets(config.problem, ids[name])
+             for name in ("train", "validation")}
+        target_mean, target_std = 0.0, 1.0
+        if preset.standardize_target:
+            target_mean, target_std = float(y["train"].mean()), float(y["train"].std() or 1.0)
+            y = {name: (values - target_mean) / target_std for name, values in y.items()}
         plan = plan_fit(len(x["train"]), config.train, strategy.num_replicas_in_sync)
         with strategy.scope():
             network = zoo.build_model(
@@ -232,14 +236,14 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
                 **config.model.params)
             network.compile(**presets.compile_arguments(
                 config.problem, config.train.optimizer, config.train.learning_rate,
-                plan.steps_per_execution))
+                plan.steps_per_execution, config.train.loss))
         print(f"model: {config.model.name} ({network.count_params():,} parameters), up to "
               f"{config.train.epochs} epochs of {plan.steps_per_epoch} steps, batch "
               f"{plan.batch_size}", flush=True)
         fit_seconds = fit_network(network, x, y, plan, config.train, run_dir, seed)
         history = pd.read_csv(run_dir / "history.csv")
 
-        core, full = preprocessor.compose(network)
+        core, full = preprocessor.compose(network, target_mean, target_std)
         outputs = {name: inference.keras_outputs(full, features[name])
                    for name in ("validation", "test")}
         scores = {name: preset.score(ids[name], outputs[name]) for name in outputs}
@@ -247,7 +251,8 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
             splits.train, splits.test, schema, seed, preset.baselines(schema, seed),
             preset.baseline_output, preset.score)
         exports = export.export_all(full, core, preprocessor, features["test"], run_dir,
-                                    config.export.formats, config.export.parity_tolerance)
+                                    config.export.formats, config.export.parity_tolerance,
+                                    scale=target_std)
         plots = _plots(run_dir, history, preset, ids["test"], outputs["test"], schema)
         metrics = {
             "task": config.task,
@@ -262,6 +267,8 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
             "exports": exports,
             "rows": {name: len(frame) for name, frame in frames.items()},
         }
+        if preset.per_class is not None:
+            metrics["per_class"] = preset.per_class(ids["test"], outputs["test"], schema.labels)
         summary = _summary(splits, preprocessor, network, history)
         report.write_json(run_dir / "metrics.json", metrics)
         report.write_report(run_dir / "report.md", metrics, config.to_dict(), summary, plots)
@@ -272,18 +279,14 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
 
 
 def _plots(run_dir: Path, history: pd.DataFrame, preset: presets.ProblemPreset,
-           y_true: np.ndarray, output: np.ndarray, schema) -> list[str]:
+           y_true: np.ndarray, output: np.ndarray, schema: TabularSchema) -> list[str]:
     plot_dir = run_dir / "plots"
     plot_dir.mkdir()
     report.plot_learning_curves(history, plot_dir / "learning_curves.png")
     names = ["plots/learning_curves.png"]
-    if schema.problem != "regression":
-        report.plot_confusion_matrix(y_true, preset.predicted_ids(output), schema.labels,
-                                     plot_dir / "confusion_matrix.png")
-        names.append("plots/confusion_matrix.png")
-    if schema.problem == "binary" and len(np.unique(y_true)) == 2:
-        report.plot_roc_curve(y_true, output, schema.labels[1], plot_dir / "roc_curve.png")
-        names.append("plots/roc_curve.png")
+    for name in preset.plots:
+        if report.TEST_PLOTS[name](y_true, output, schema, plot_dir / f"{name}.png"):
+            names.append(f"plots/{name}.png")
     return names
 
 
@@ -296,6 +299,9 @@ def _summary(splits: TabularSplits, preprocessor: TabularPreprocessor, network: 
                  "test": len(splits.test)},
         "target": schema.target,
         "labels": schema.labels,
+        "target_range": [float(splits.train[schema.target].min()),
+                         float(splits.train[schema.target].max())]
+        if schema.problem == "regression" else None,
         "numeric": len(schema.numeric),
         "categorical": len(schema.categorical),
         "width": preprocessor.width,

@@ -1,0 +1,104 @@
+"""Accuracy of each task's default template against scikit-learn baselines, 5-fold CV, one run.
+
+For every dataset, each fold is held out once as the test set; the task's default template runs
+on the other rows exactly as a user would run it (`--data train.csv --test-data test.csv`: the
+runner splits its own validation rows from the training rows), and the baselines of the same run
+are scored on the same test rows. The table gives mean ± standard deviation over the folds.
+
+Goal: the template's mean is at least the best baseline's mean minus one standard deviation (for
+RMSE, at most the best mean plus one standard deviation).
+
+    python benchmarks/cv_accuracy.py [--folds 5] [--write]   # --write updates docs/BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from sklearn.model_selection import KFold, StratifiedKFold  # noqa: E402
+
+from datasets.registry import TABULAR, load_frame  # noqa: E402
+from tasks import binary_classify, multiclass_classify, presets, regression, runner  # noqa: E402
+
+TASKS = {"binary": binary_classify, "multiclass": multiclass_classify, "regression": regression}
+DATASETS = ("breast_cancer", "smartwatch", "wine", "iris", "diabetes", "store_sales")
+DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
+START, END = "<!-- cv-accuracy:start -->", "<!-- cv-accuracy:end -->"
+
+
+def cross_validate(name: str, folds: int, work: Path) -> dict[str, list[float]]:
+    entry = TABULAR[name]
+    frame, _, _ = load_frame(name, entry.problem)
+    preset = presets.get_preset(entry.problem)
+    splitter = (KFold(folds, shuffle=True, random_state=0) if entry.problem == "regression"
+                else StratifiedKFold(folds, shuffle=True, random_state=0))
+    scores: dict[str, list[float]] = {}
+    for fold, (train_rows, test_rows) in enumerate(splitter.split(frame, frame[entry.target])):
+        train_csv, test_csv = work / f"{name}-{fold}-train.csv", work / f"{name}-{fold}-test.csv"
+        frame.iloc[train_rows].to_csv(train_csv, index=False)
+        frame.iloc[test_rows].to_csv(test_csv, index=False)
+        config = TASKS[entry.problem].default_config()
+        config.data.data, config.data.test_data = str(train_csv), str(test_csv)
+        config.data.target, config.data.positive_label = entry.target, entry.positive_label
+        config.export.formats = []
+        config.runtime.run_dir = str(work / f"{name}-{fold}")
+        with contextlib.redirect_stdout(io.StringIO()):
+            metrics = runner.run(config).metrics
+        scores.setdefault("template", []).append(metrics["test"][preset.headline])
+        for baseline, values in metrics["baselines"].items():
+            scores.setdefault(baseline, []).append(values[preset.headline])
+        print(f"{name} fold {fold + 1}: template {scores['template'][-1]:.4f}", flush=True)
+    return scores
+
+
+def table(results: dict[str, dict[str, list[float]]], folds: int) -> str:
+    lines = ["| dataset | metric | template | best baseline | other baselines | goal met |",
+             "|---|---|---|---|---|---|"]
+    for name, scores in results.items():
+        preset = presets.get_preset(TABULAR[name].problem)
+        better = max if preset.higher_is_better else min
+
+        def summary(values: list[float]) -> str:
+            return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+        baselines = {key: values for key, values in scores.items() if key != "template"}
+        best = better(baselines, key=lambda key: statistics.mean(baselines[key]))
+        best_mean, best_std = statistics.mean(baselines[best]), statistics.stdev(baselines[best])
+        mean = statistics.mean(scores["template"])
+        met = (mean >= best_mean - best_std if preset.higher_is_better
+               else mean <= best_mean + best_std)
+        others = "; ".join(f"{key} {summary(values)}" for key, values in baselines.items()
+                           if key != best)
+        lines.append(f"| {name} | {preset.headline} | {summary(scores['template'])} | {best} "
+                     f"{summary(baselines[best])} | {others} | {'yes' if met else 'NO'} |")
+    return "\n".join(lines) + f"\n\n{folds}-fold CV, mean ± standard deviation over folds."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        results = {name: cross_validate(name, args.folds, Path(work))
+                   for name in args.datasets.split(",")}
+    text = table(results, args.folds)
+    print("\n" + text)
+    if args.write:
+        document = DOC.read_text()
+        before, _, rest = document.partition(START)
+        _, _, after = rest.partition(END)
+        DOC.write_text(f"{before}{START}\n{text}\n{END}{after}")
+
+
+if __name__ == "__main__":
+    main()
