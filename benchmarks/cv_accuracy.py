@@ -9,6 +9,7 @@ Goal: the template's mean is at least the best baseline's mean minus one standar
 RMSE, at most the best mean plus one standard deviation).
 
     python benchmarks/cv_accuracy.py [--folds 5] [--write]   # --write updates docs/BENCHMARKS.md
+    python benchmarks/cv_accuracy.py --datasets iris --set train.batch_size=16   # a variant
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sklearn.model_selection import KFold, StratifiedKFold  # noqa: E402
 
 from datasets.registry import TABULAR, load_frame  # noqa: E402
 from tasks import binary_classify, multiclass_classify, presets, regression, runner  # noqa: E402
+from tasks.config import apply_override, parse_value  # noqa: E402
 
 TASKS = {"binary": binary_classify, "multiclass": multiclass_classify, "regression": regression}
 DATASETS = ("breast_cancer", "smartwatch", "wine", "iris", "diabetes", "store_sales")
@@ -34,7 +36,8 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 START, END = "<!-- cv-accuracy:start -->", "<!-- cv-accuracy:end -->"
 
 
-def cross_validate(name: str, folds: int, work: Path) -> dict[str, list[float]]:
+def cross_validate(name: str, folds: int, work: Path,
+                   overrides: tuple[str, ...] = ()) -> dict[str, list[float]]:
     entry = TABULAR[name]
     frame, _, _ = load_frame(name, entry.problem)
     preset = presets.get_preset(entry.problem)
@@ -50,6 +53,9 @@ def cross_validate(name: str, folds: int, work: Path) -> dict[str, list[float]]:
         config.data.target, config.data.positive_label = entry.target, entry.positive_label
         config.export.formats = []
         config.runtime.run_dir = str(work / f"{name}-{fold}")
+        for item in overrides:
+            key, _, value = item.partition("=")
+            apply_override(config, key, parse_value(value))
         with contextlib.redirect_stdout(io.StringIO()):
             metrics = runner.run(config).metrics
         scores.setdefault("template", []).append(metrics["test"][preset.headline])
@@ -87,9 +93,11 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="try a variant of every template, e.g. train.batch_size=16")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        results = {name: cross_validate(name, args.folds, Path(work))
+        results = {name: cross_validate(name, args.folds, Path(work), tuple(args.set))
                    for name in args.datasets.split(",")}
     text = table(results, args.folds)
     print("\n" + text)

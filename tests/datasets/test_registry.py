@@ -173,3 +173,16 @@ def test_tabular_names_filters_by_problem():
     assert "breast_cancer" in tabular_names("binary")
     assert "breast_cancer" not in tabular_names("regression")
     assert tabular_names() == sorted(tabular_names())
+
+
+@pytest.mark.parametrize(("name", "problem", "target", "labels"), [
+    ("wine", "multiclass", "cultivar", ["class_0", "class_1", "class_2"]),
+    ("iris", "multiclass", "species", ["setosa", "versicolor", "virginica"]),
+    ("diabetes", "regression", "progression", []),
+    ("store_sales", "regression", "monthly_sales", []),
+])
+def test_named_datasets_of_every_problem(name, problem, target, labels):
+    splits = load_tabular(name, problem, seed=0)
+    assert splits.schema.target == target
+    assert splits.schema.labels == labels
+    assert len(splits.train) > len(splits.test) > 0

@@ -41,3 +41,32 @@ def test_breast_cancer_default_template_matches_logistic_regression(tmp_path):
     metrics = runner.run(config).metrics
     logistic = metrics["baselines"]["logistic_regression"]["accuracy"]
     assert metrics["test"]["accuracy"] >= logistic - 0.01
+
+
+@pytest.mark.slow
+def test_regression_default_template_on_store_sales(tmp_path):
+    from tasks.regression import default_config as regression_config
+
+    config = regression_config()
+    config.export.formats = ["tflite"]
+    config.runtime.run_dir = str(tmp_path / "sales")
+    metrics = runner.run(config).metrics
+    baselines = metrics["baselines"]
+    # The rule is multiplicative and non-linear: the template must beat ridge clearly and be
+    # about as good as gradient boosting (noise floor RMSE ~64,000, datasets/store_sales.py).
+    assert metrics["test"]["rmse"] < 0.8 * baselines["ridge"]["rmse"]
+    assert metrics["test"]["rmse"] <= 1.1 * baselines["hist_gradient_boosting"]["rmse"]
+    assert metrics["exports"]["tflite"]["max_scaled_diff"] <= 1e-4
+
+
+@pytest.mark.slow
+def test_multiclass_default_template_on_wine(tmp_path):
+    from tasks.multiclass_classify import default_config as multiclass_config
+
+    config = multiclass_config()
+    config.export.formats = []
+    config.runtime.run_dir = str(tmp_path / "wine")
+    metrics = runner.run(config).metrics
+    assert metrics["dataset"] == "wine"
+    assert metrics["test"]["accuracy"] >= (
+        metrics["baselines"]["logistic_regression"]["accuracy"] - 0.03)
