@@ -106,25 +106,8 @@ def _tree_preprocessing(schema: TabularSchema) -> ColumnTransformer:
     ])
 
 
-def binary_baselines(schema: TabularSchema, seed: int) -> dict[str, Any]:
-    """The scikit-learn baselines every binary run reports."""
-    categorical = list(range(len(schema.categorical)))
-    return {
-        "majority": DummyClassifier(strategy="most_frequent"),
-        "logistic_regression": Pipeline([
-            ("preprocess", _linear_preprocessing(schema)),
-            ("model", LogisticRegression(max_iter=2000)),
-        ]),
-        "hist_gradient_boosting": Pipeline([
-            ("preprocess", _tree_preprocessing(schema)),
-            ("model", HistGradientBoostingClassifier(
-                categorical_features=categorical or None, random_state=seed)),
-        ]),
-    }
-
-
-def multiclass_baselines(schema: TabularSchema, seed: int) -> dict[str, Any]:
-    """The scikit-learn baselines every multiclass run reports."""
+def classification_baselines(schema: TabularSchema, seed: int) -> dict[str, Any]:
+    """The scikit-learn baselines every binary and multiclass run reports."""
     categorical = list(range(len(schema.categorical)))
     return {
         "majority": DummyClassifier(strategy="most_frequent"),

@@ -12,16 +12,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tasks import cli
-from tasks.config import DataConfig, ModelConfig, TaskConfig
+from tasks.config import DataConfig, ModelConfig, TaskConfig, TrainConfig
 
 
 def default_config() -> TaskConfig:
-    """The multiclass template: an MLP with a softmax head, light dropout, early stopping."""
+    """The multiclass template: a tanh MLP with a softmax head, dropout and L2, early stopping.
+
+    Chosen with benchmarks/cv_accuracy.py on the small class-balanced sets this template meets
+    first (iris: 96 training rows per fold): tanh with Glorot initialization, L2 1e-3 and
+    learning rate 3e-3 took 5-fold accuracy on iris from 0.900 to 0.960 and on wine from 0.966
+    to 0.983 (docs/BENCHMARKS.md).
+    """
     return TaskConfig(
         task="multiclass_classify",
         problem="multiclass",
         data=DataConfig(data="wine"),
-        model=ModelConfig(name="mlp", params={"hidden_units": [64, 32], "dropout_rate": 0.1}),
+        model=ModelConfig(name="mlp", params={
+            "hidden_units": [64, 32], "activation": "tanh",
+            "kernel_initializer": "glorot_uniform", "dropout_rate": 0.1, "l2": 1e-3}),
+        train=TrainConfig(learning_rate=3e-3),
     )
 
 
