@@ -11,9 +11,8 @@ A tabular model is three Keras pieces composed:
   `CategoryEncoding` (one-hot) per categorical column, concatenated.
 * `network`: any registered zoo model taking `(batch, featurizer width)`.
 
-`core = network(featurizer(codes))` uses only builtin TFLite ops, so it is the TFLite artifact;
-`schema.json` beside it records the vocabularies a client needs to turn strings into codes.
-`full = core(lookup(raw))` takes the raw columns by name: it is `model.keras` and the SavedModel.
+`full = network(featurizer(lookup(raw)))` takes the raw columns by name: it is `model.keras`,
+the SavedModel and (converted with builtin ops only) the TFLite file.
 The network trains on the featurizer's output computed once, so small tables do not pay for
 preprocessing every epoch.
 """
@@ -43,7 +42,7 @@ class TabularPreprocessor:
         >>> pre = TabularPreprocessor(schema)
         >>> pre.adapt(features_from_frame(splits.train, schema))
         >>> x = pre.transform(features)            # numpy (rows, pre.width)
-        >>> core, full = pre.compose(network)
+        >>> full = pre.compose(network)
     """
 
     def __init__(self, schema: TabularSchema, max_categories: int = 50):
@@ -145,7 +144,7 @@ class TabularPreprocessor:
         return self.featurizer(self.encode(features), training=False).numpy()
 
     def compose(self, network: keras.Model, target_mean: float = 0.0,
-                target_std: float = 1.0) -> tuple[keras.Model, keras.Model]:
+                target_std: float = 1.0) -> keras.Model:
         """Puts preprocessing and a trained network together.
 
         Args:
@@ -155,26 +154,24 @@ class TabularPreprocessor:
                 back to the target's own units (`output * std + mean`).
 
         Returns:
-            `(core, full)`: `core` takes numbers and category codes (the TFLite artifact); `full`
-            takes the raw columns by name (`model.keras`, the SavedModel).
+            The model on the raw columns, by name (`model.keras`, SavedModel, TFLite).
         """
-        codes = self._code_inputs()
-        outputs = network(self.featurizer(codes))
-        if (target_mean, target_std) != (0.0, 1.0):
-            outputs = keras.layers.Rescaling(scale=target_std, offset=target_mean,
-                                             name="target_units")(outputs)
-        core = keras.Model(codes, outputs, name="core")
         raw = self.raw_inputs()
         encoded = {name: self.lookups[name](tensor) if name in self.lookups else tensor
                    for name, tensor in raw.items()}
-        full = keras.Model(raw, core(encoded), name="model")
-        return core, full
+        outputs = network(self.featurizer(encoded))
+        if (target_mean, target_std) != (0.0, 1.0):
+            outputs = keras.layers.Rescaling(scale=target_std, offset=target_mean,
+                                             name="target_units")(outputs)
+        return keras.Model(raw, outputs, name="model")
 
     def client_schema(self) -> dict[str, Any]:
-        """What a client of the TFLite artifact needs to prepare rows (`schema.json`).
+        """A description of the exported models' inputs for client authors (`schema.json`).
 
-        Categorical inputs take the index of the value in `vocabulary` (0, `[UNK]`, for a value not
-        in it; `[missing]` is the missing value); numeric inputs take float32 with NaN for missing.
+        Every column is one input named `input`, shape (rows, 1): numbers as float32 with NaN for
+        missing, text as strings with `[missing]` for missing. `vocabulary` lists the categories
+        learned in training (anything else counts as `[UNK]`); `mean` and `variance` are the
+        normalization learned for a number.
         """
         inputs = []
         numeric_index = 0
@@ -188,26 +185,7 @@ class TabularPreprocessor:
                              variance=float(variance[numeric_index]))
                 numeric_index += 1
             else:
-                entry.update(dtype="int64", missing=MISSING_CATEGORY,
+                entry.update(dtype="string", missing=MISSING_CATEGORY,
                              vocabulary=list(self.lookups[column.input_name].get_vocabulary()))
             inputs.append(entry)
         return {"schema": self.schema.to_dict(), "inputs": inputs}
-
-
-def encode_with_client_schema(
-    features: dict[str, np.ndarray], client_schema: dict[str, Any]
-) -> dict[str, np.ndarray]:
-    """Encodes raw features for the TFLite artifact using only `schema.json` (no Keras layers).
-
-    This is what any client (a phone app, a service) does before calling the TFLite model.
-    """
-    encoded = {}
-    for entry in client_schema["inputs"]:
-        values = features[entry["input"]]
-        if entry["kind"] == "numeric":
-            encoded[entry["input"]] = values.astype("float32")
-        else:
-            index = {token: position for position, token in enumerate(entry["vocabulary"])}
-            encoded[entry["input"]] = np.array(
-                [[index.get(str(value), 0)] for value in values.reshape(-1)], dtype="int64")
-    return encoded

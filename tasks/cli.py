@@ -143,7 +143,7 @@ def main(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None = 
         description: Text for `--help`.
 
     Returns:
-        0 on success, 2 for bad input, 1 when an export fails its parity check.
+        0 on success, 2 for bad input, 1 when an export fails (conversion or parity check).
     """
     prog = f"tasks.{default_config().task}"
     try:
@@ -156,7 +156,7 @@ def main(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None = 
 
         try:
             runner.run(config, splits)
-        except export.ParityError as error:
+        except export.ExportError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
     except InputError as error:

@@ -4,10 +4,14 @@
 |--------------|-----------------------|---------------------------|---------------------|
 | `keras`      | `model.keras`         | `keras.saving.load_model` | raw columns by name |
 | `savedmodel` | `export/saved_model/` | `tf.saved_model.load`     | raw columns by name |
-| `tflite`     | `export/model.tflite` | LiteRT (`ai-edge-litert`) | numbers + codes     |
+| `tflite`     | `export/model.tflite` | LiteRT (`ai-edge-litert`) | raw columns by name |
 
-The TFLite model uses builtin ops only; string categories become integer codes outside it, as
-recorded in `export/schema.json` (standalone LiteRT cannot run TensorFlow's string lookup).
+The TFLite model is converted with builtin ops only. Keras's LiteRT export allows Select TF (Flex)
+ops by default, and with them the converter keeps TensorFlow's string lookup as a Flex op that the
+standalone LiteRT interpreter refuses; restricted to builtins it lowers the lookup to LiteRT's own
+HASHTABLE ops, so the file takes the raw text columns too and runs on standalone LiteRT.
+`export/schema.json` documents every input (column, dtype, how a missing value is written, the
+vocabulary and normalization learned in training) for people writing clients.
 The parity gate fails the run when any artifact's maximum absolute difference from the in-memory
 Keras model on held-out rows exceeds the tolerance. Regression outputs are compared in units of
 the training target's standard deviation (float32 carries about 7 significant digits, so sales
@@ -22,12 +26,17 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from datasets.preprocessing import TabularPreprocessor
 from tasks import inference
 
 
-class ParityError(RuntimeError):
+class ExportError(RuntimeError):
+    """An artifact could not be written or does not give the Keras model's answers."""
+
+
+class ParityError(ExportError):
     """An exported artifact does not give the Keras model's answers."""
 
 
@@ -39,7 +48,6 @@ def _size(path: Path) -> int:
 
 def export_all(
     full: keras.Model,
-    core: keras.Model,
     preprocessor: TabularPreprocessor,
     features: dict[str, np.ndarray],
     run_dir: Path,
@@ -51,8 +59,7 @@ def export_all(
 
     Args:
         full: The Keras model on raw columns.
-        core: The same model on numbers and category codes (for TFLite).
-        preprocessor: Gives the client schema written beside the TFLite file.
+        preprocessor: Gives the input description written beside the TFLite file.
         features: Held-out raw features to compare on.
         run_dir: Where artifacts go (`model.keras`, `export/...`).
         formats: Any of `keras`, `savedmodel`, `tflite`.
@@ -84,10 +91,18 @@ def export_all(
         results["savedmodel"] = _result(path, run_dir, reference, outputs, scale)
     if "tflite" in formats:
         path = export_dir / "model.tflite"
-        client_schema = preprocessor.client_schema()
-        (export_dir / "schema.json").write_text(json.dumps(client_schema, indent=2))
-        core.export(str(path), format="litert", verbose=False)
-        outputs = inference.tflite_outputs(inference.load_tflite(path), features, client_schema)
+        (export_dir / "schema.json").write_text(json.dumps(preprocessor.client_schema(), indent=2))
+        # Keras allows Select TF (Flex) ops by default; standalone LiteRT cannot run them, so ask
+        # for builtin ops only and let a model that needs more fail here, loudly.
+        try:
+            full.export(str(path), format="litert", verbose=False,
+                        target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]})
+        except Exception as error:  # the converter raises several types, all with this meaning
+            detail = str(error).strip().splitlines()[0][:300]
+            raise ExportError(f"TFLite conversion failed: the model needs operations outside "
+                              f"LiteRT's builtin set ({detail}). Export without tflite "
+                              "(--export keras,savedmodel) or change the model.") from error
+        outputs = inference.tflite_outputs(inference.load_tflite(path), features)
         results["tflite"] = _result(path, run_dir, reference, outputs, scale)
     return results
 

@@ -13,8 +13,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from datasets.preprocessing import encode_with_client_schema
-
 BATCH_ROWS = 4096
 
 
@@ -67,13 +65,15 @@ def load_tflite(path: str | Path) -> Any:
     return Interpreter(model_path=str(path))
 
 
-def tflite_outputs(
-    interpreter: Any, features: dict[str, np.ndarray], client_schema: dict[str, Any]
-) -> np.ndarray:
-    """Encodes raw features with `schema.json` and runs the TFLite model's signature."""
+def tflite_outputs(interpreter: Any, features: dict[str, np.ndarray]) -> np.ndarray:
+    """Runs the TFLite model's signature on raw features passed by column input name.
+
+    Text goes in as bytes, the way LiteRT takes strings.
+    """
     runner = interpreter.get_signature_runner()
     outputs = []
-    for batch in _batches(encode_with_client_schema(features, client_schema)):
-        result = runner(**batch)
+    for batch in _batches(features):
+        result = runner(**{name: values.astype(str).astype(np.bytes_) if values.dtype == object
+                           else values for name, values in batch.items()})
         outputs.append(next(iter(result.values())))
     return np.concatenate(outputs)

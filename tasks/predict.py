@@ -92,8 +92,7 @@ def predict_frame(frame: pd.DataFrame, run_dir: Path | None, model_file: Path | 
         path = run_dir / "export" / "model.tflite"
         if not path.exists():
             raise InputError(f"'{path}' not found: that run did not export TFLite.")
-        client_schema = _read_json(run_dir / "export" / "schema.json", "export/schema.json")
-        outputs = inference.tflite_outputs(inference.load_tflite(path), features, client_schema)
+        outputs = inference.tflite_outputs(inference.load_tflite(path), features)
     return with_predictions(frame, schema, outputs)
 
 

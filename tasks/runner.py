@@ -243,14 +243,14 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
         fit_seconds = fit_network(network, x, y, plan, config.train, run_dir, seed)
         history = pd.read_csv(run_dir / "history.csv")
 
-        core, full = preprocessor.compose(network, target_mean, target_std)
+        full = preprocessor.compose(network, target_mean, target_std)
         outputs = {name: inference.keras_outputs(full, features[name])
                    for name in ("validation", "test")}
         scores = {name: preset.score(ids[name], outputs[name]) for name in outputs}
         baselines = evaluation.score_baselines(
             splits.train, splits.test, schema, seed, preset.baselines(schema, seed),
             preset.baseline_output, preset.score)
-        exports = export.export_all(full, core, preprocessor, features["test"], run_dir,
+        exports = export.export_all(full, preprocessor, features["test"], run_dir,
                                     config.export.formats, config.export.parity_tolerance,
                                     scale=target_std)
         plots = _plots(run_dir, history, preset, ids["test"], outputs["test"], schema)

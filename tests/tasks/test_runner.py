@@ -171,3 +171,39 @@ def test_mirrored_strategy_on_logical_cpus_trains(user_csv, tmp_path):
     assert main(["--data", str(user_csv), "--target", "bought", "--run-dir", str(run_dir),
                  "--strategy", "mirrored", "--export", "none", *FAST]) == 0
     assert read_metrics(run_dir)["test"]["accuracy"] > 0.5
+
+
+def test_tflite_takes_raw_text_columns_on_standalone_litert(trained_run):
+    interpreter = inference.load_tflite(trained_run / "export" / "model.tflite")
+    inputs = interpreter.get_signature_runner().get_input_details()
+    assert inputs["color"]["dtype"] is np.bytes_
+    assert inputs["age"]["dtype"] is np.float32
+    rows = {"age": np.array([[30.0], [65.0]], "float32"),
+            "annual_income": np.array([[np.nan], [50000.0]], "float32"),
+            "color": np.array([["[missing]"], ["never seen"]], dtype=object)}
+    keras_model = inference.load_keras(trained_run / "model.keras")
+    np.testing.assert_allclose(inference.tflite_outputs(interpreter, rows),
+                               inference.keras_outputs(keras_model, rows), atol=1e-5)
+
+
+def test_a_model_needing_flex_ops_fails_tflite_export_loudly(tmp_path):
+    """A TensorFlow op with no LiteRT builtin (here StringLength) must not export silently."""
+    import keras
+
+    from tasks import export
+
+    @keras.saving.register_keras_serializable(package="tests")
+    class TextLength(keras.layers.Layer):
+        def call(self, inputs):
+            return tf.cast(tf.strings.length(inputs), "float32")
+
+    text = keras.Input(shape=(1,), dtype="string", name="text")
+    model = keras.Model({"text": text}, keras.layers.Dense(1)(TextLength()(text)))
+
+    class Preprocessor:
+        def client_schema(self):
+            return {}
+
+    features = {"text": np.array([["abc"], ["de"]], dtype=object)}
+    with pytest.raises(export.ExportError, match="outside LiteRT's builtin set"):
+        export.export_all(model, Preprocessor(), features, tmp_path, ["tflite"], 1e-4)
