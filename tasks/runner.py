@@ -36,7 +36,7 @@ from datasets.preprocessing import TabularPreprocessor
 from datasets.registry import load_configured
 from datasets.tabular import TabularSchema, TabularSplits, encode_labels, features_from_frame
 from tasks import config as config_module
-from tasks import distribute, evaluation, export, inference, presets, report
+from tasks import distribute, evaluation, export, inference, presets, report, run_card
 from tasks.callbacks import standard_callbacks
 from tasks.config import TaskConfig, TrainConfig
 
@@ -273,6 +273,8 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
         report.write_json(run_dir / "metrics.json", metrics)
         report.write_report(run_dir / "report.md", metrics, config.to_dict(), summary, plots)
         report.write_json(run_dir / "schema.json", schema.to_dict())
+        report.write_json(run_dir / "run_card.json", run_card.build_run_card(
+            config.to_dict(), config.problem, run_dir, exports, config.export.parity_tolerance))
         export.check_parity(exports, config.export.parity_tolerance)
     _print_summary(metrics, preset.headline, final_dir)
     return RunResult(run_dir=final_dir, metrics=metrics)

@@ -207,3 +207,33 @@ def test_a_model_needing_flex_ops_fails_tflite_export_loudly(tmp_path):
     features = {"text": np.array([["abc"], ["de"]], dtype=object)}
     with pytest.raises(export.ExportError, match="outside LiteRT's builtin set"):
         export.export_all(model, Preprocessor(), features, tmp_path, ["tflite"], 1e-4)
+
+
+def test_run_card_records_versions_seed_and_hashes(trained_run, user_csv):
+    import hashlib
+
+    import keras
+
+    card = json.loads((trained_run / "run_card.json").read_text())
+    assert card["seed"] == 0
+    assert card["versions"]["keras"] == keras.__version__
+    assert card["versions"]["tensorflow"] == tf.__version__
+    for name in ("python", "keras_tuner", "ai_edge_litert", "scikit_learn"):
+        assert card["versions"][name]
+    assert card["data"]["data"]["sha256"] == hashlib.sha256(user_csv.read_bytes()).hexdigest()
+    assert set(card["artifacts"]) == {"keras", "savedmodel", "tflite"}
+    tflite = trained_run / "export" / "model.tflite"
+    assert card["artifacts"]["tflite"]["sha256"] == hashlib.sha256(tflite.read_bytes()).hexdigest()
+    assert card["artifacts"]["keras"]["sha256"] == hashlib.sha256(
+        (trained_run / "model.keras").read_bytes()).hexdigest()
+    assert all(artifact["parity"]["passed"] for artifact in card["artifacts"].values())
+    assert len(card["artifacts"]["savedmodel"]["sha256"]) == 64
+
+
+def test_named_data_fingerprint_is_stable():
+    from tasks.run_card import data_fingerprint
+
+    first = data_fingerprint("breast_cancer", "binary")
+    assert first == data_fingerprint("breast_cancer", "binary")
+    assert first["source"] == "named dataset 'breast_cancer'"
+    assert first != data_fingerprint("smartwatch", "binary")
