@@ -28,7 +28,7 @@ from sklearn.model_selection import KFold, StratifiedKFold  # noqa: E402
 
 from datasets.registry import TABULAR, load_frame  # noqa: E402
 from tasks import binary_classify, multiclass_classify, presets, regression, runner  # noqa: E402
-from tasks.config import apply_override, parse_value  # noqa: E402
+from tasks.cli import config_from_args  # noqa: E402
 
 TASKS = {"binary": binary_classify, "multiclass": multiclass_classify, "regression": regression}
 DATASETS = ("breast_cancer", "smartwatch", "wine", "iris", "diabetes", "store_sales")
@@ -48,14 +48,12 @@ def cross_validate(name: str, folds: int, work: Path,
         train_csv, test_csv = work / f"{name}-{fold}-train.csv", work / f"{name}-{fold}-test.csv"
         frame.iloc[train_rows].to_csv(train_csv, index=False)
         frame.iloc[test_rows].to_csv(test_csv, index=False)
-        config = TASKS[entry.problem].default_config()
-        config.data.data, config.data.test_data = str(train_csv), str(test_csv)
-        config.data.target, config.data.positive_label = entry.target, entry.positive_label
-        config.export.formats = []
-        config.runtime.run_dir = str(work / f"{name}-{fold}")
-        for item in overrides:
-            key, _, value = item.partition("=")
-            apply_override(config, key, parse_value(value))
+        task = TASKS[entry.problem]
+        argv = ["--data", str(train_csv), "--test-data", str(test_csv), "--target", entry.target,
+                "--export", "none", "--run-dir", str(work / f"{name}-{fold}")]
+        argv += ["--positive-label", str(entry.positive_label)] if entry.positive_label else []
+        argv += [part for item in overrides for part in ("--set", item)]
+        config = config_from_args(task.default_config, argv, task.__name__, "")
         with contextlib.redirect_stdout(io.StringIO()):
             metrics = runner.run(config).metrics
         scores.setdefault("template", []).append(metrics["test"][preset.headline])

@@ -115,10 +115,15 @@ def _result(path: Path, run_dir: Path, reference: np.ndarray, outputs: np.ndarra
             "max_abs_diff": difference, "max_scaled_diff": difference / scale}
 
 
+def passes(result: dict[str, Any], tolerance: float) -> bool:
+    """Whether one artifact's result (from `export_all`) is within the parity tolerance."""
+    return result["max_scaled_diff"] <= tolerance
+
+
 def check_parity(exports: dict[str, dict[str, Any]], tolerance: float) -> None:
     """Raises ParityError naming every artifact whose difference exceeds `tolerance`."""
     failed = {name: result["max_scaled_diff"] for name, result in exports.items()
-              if not result["max_scaled_diff"] <= tolerance}
+              if not passes(result, tolerance)}
     if failed:
         details = ", ".join(f"{name} differs by {diff:.3g}" for name, diff in failed.items())
         raise ParityError(f"export parity failed: {details} (tolerance {tolerance:g}). The "

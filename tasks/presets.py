@@ -136,6 +136,21 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     return factories[name]()
 
 
+def resolve_loss(problem: str, loss: str = "auto") -> str:
+    """The Keras loss for `problem`: its preset's default for `"auto"`, else `loss` if allowed.
+
+    Raises:
+        ValueError: If the problem's preset does not allow `loss`.
+    """
+    preset = get_preset(problem)
+    if loss == "auto":
+        return preset.loss
+    if loss not in preset.losses:
+        raise ValueError(f"train.loss {loss!r} does not fit a {problem} problem; choose auto or "
+                         f"one of: {', '.join(preset.losses)}.")
+    return loss
+
+
 def compile_arguments(
     problem: str, optimizer: str, learning_rate: float, steps_per_execution: int = 1,
     loss: str = "auto",
@@ -149,13 +164,9 @@ def compile_arguments(
         steps_per_execution: Gradient steps per call into TensorFlow.
         loss: `"auto"` for the problem's default, or one of its preset's `losses`.
     """
-    preset = get_preset(problem)
-    if loss != "auto" and loss not in preset.losses:
-        raise ValueError(f"Loss {loss!r} does not fit a {problem} problem; choose one of "
-                         f"{', '.join(preset.losses)}. Received: loss={loss!r}")
     return {
         "optimizer": make_optimizer(optimizer, learning_rate),
-        "loss": preset.loss if loss == "auto" else loss,
-        "metrics": list(preset.keras_metrics),
+        "loss": resolve_loss(problem, loss),
+        "metrics": list(get_preset(problem).keras_metrics),
         "steps_per_execution": steps_per_execution,
     }

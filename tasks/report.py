@@ -60,16 +60,14 @@ def plot_learning_curves(history: pd.DataFrame, path: Path) -> None:
     plt.close(figure)
 
 
-def plot_confusion_matrix(y_true: np.ndarray, output: np.ndarray, schema: Any,
-                          path: Path) -> bool:
+def plot_confusion_matrix(y_true: np.ndarray, output: np.ndarray, predicted: np.ndarray,
+                          schema: Any, path: Path) -> bool:
     """Confusion matrix of the test split with the user's label names."""
-    ids = (np.asarray(output).argmax(axis=1) if np.ndim(output) == 2 and np.shape(output)[1] > 1
-           else (np.asarray(output).reshape(-1) >= 0.5).astype(int))
     labels = schema.labels
     size = max(4.5, 0.6 * len(labels) + 2)
     figure, axis = plt.subplots(figsize=(size, size - 0.5))
     ConfusionMatrixDisplay.from_predictions(
-        y_true, ids, labels=list(range(len(labels))),
+        y_true, predicted, labels=list(range(len(labels))),
         display_labels=[str(label) for label in labels], ax=axis, colorbar=False,
         xticks_rotation=45 if len(labels) > 4 else "horizontal")
     axis.set_title("test confusion matrix")
@@ -79,7 +77,8 @@ def plot_confusion_matrix(y_true: np.ndarray, output: np.ndarray, schema: Any,
     return True
 
 
-def plot_roc_curve(y_true: np.ndarray, output: np.ndarray, schema: Any, path: Path) -> bool:
+def plot_roc_curve(y_true: np.ndarray, output: np.ndarray, predicted: np.ndarray, schema: Any,
+                   path: Path) -> bool:
     """ROC curve of the test split for the positive class (skipped if the test has one class)."""
     if len(np.unique(y_true)) != 2:
         return False
@@ -95,11 +94,11 @@ def plot_roc_curve(y_true: np.ndarray, output: np.ndarray, schema: Any, path: Pa
     return True
 
 
-def plot_predicted_vs_actual(y_true: np.ndarray, output: np.ndarray, schema: Any,
-                             path: Path) -> bool:
+def plot_predicted_vs_actual(y_true: np.ndarray, output: np.ndarray, predicted: np.ndarray,
+                             schema: Any, path: Path) -> bool:
     """Predicted against actual target on the test split, with the ideal diagonal."""
     figure, axis = plt.subplots(figsize=(4.5, 4))
-    PredictionErrorDisplay.from_predictions(y_true, np.ravel(output), kind="actual_vs_predicted",
+    PredictionErrorDisplay.from_predictions(y_true, predicted, kind="actual_vs_predicted",
                                             ax=axis)
     axis.set_title(f"test: predicted vs actual {schema.target}")
     figure.tight_layout()
@@ -108,11 +107,12 @@ def plot_predicted_vs_actual(y_true: np.ndarray, output: np.ndarray, schema: Any
     return True
 
 
-def plot_residuals(y_true: np.ndarray, output: np.ndarray, schema: Any, path: Path) -> bool:
+def plot_residuals(y_true: np.ndarray, output: np.ndarray, predicted: np.ndarray, schema: Any,
+                   path: Path) -> bool:
     """Residuals (actual - predicted) against the prediction on the test split."""
     figure, axis = plt.subplots(figsize=(4.5, 4))
-    PredictionErrorDisplay.from_predictions(y_true, np.ravel(output),
-                                            kind="residual_vs_predicted", ax=axis)
+    PredictionErrorDisplay.from_predictions(y_true, predicted, kind="residual_vs_predicted",
+                                            ax=axis)
     axis.set_title("test residuals")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -120,7 +120,8 @@ def plot_residuals(y_true: np.ndarray, output: np.ndarray, schema: Any, path: Pa
     return True
 
 
-# Plots of the test split a problem preset may ask for: (y_true, model output, schema, path).
+# Plots of the test split a problem preset may ask for:
+# (y_true, model output, the preset's predictions from that output, schema, path) -> drawn?
 TEST_PLOTS = {
     "confusion_matrix": plot_confusion_matrix,
     "roc_curve": plot_roc_curve,

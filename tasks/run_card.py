@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.registry import TABULAR, load_frame
+from tasks import export
 
 DISTRIBUTIONS = {
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
@@ -84,7 +85,7 @@ def build_run_card(config: dict[str, Any], problem: str, run_dir: Path,
             "parity": {"max_abs_diff": result["max_abs_diff"],
                        "max_scaled_diff": result["max_scaled_diff"],
                        "tolerance": tolerance,
-                       "passed": result["max_scaled_diff"] <= tolerance},
+                       "passed": export.passes(result, tolerance)},
         }
     return card
 

@@ -199,9 +199,10 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
     config_module.validate(config)
     _validate_model(config.model.name, config.model.params)
     preset = presets.get_preset(config.problem)
-    if config.train.loss != "auto" and config.train.loss not in preset.losses:
-        raise InputError(f"train.loss {config.train.loss!r} does not fit a {config.problem} "
-                         f"problem; choose auto or one of: {', '.join(preset.losses)}.")
+    try:
+        presets.resolve_loss(config.problem, config.train.loss)
+    except ValueError as error:
+        raise InputError(str(error)) from None
     seed = config.runtime.seed
     keras.utils.set_random_seed(seed)
     data = config.data
@@ -286,8 +287,9 @@ def _plots(run_dir: Path, history: pd.DataFrame, preset: presets.ProblemPreset,
     plot_dir.mkdir()
     report.plot_learning_curves(history, plot_dir / "learning_curves.png")
     names = ["plots/learning_curves.png"]
+    predicted = preset.predicted_ids(output)
     for name in preset.plots:
-        if report.TEST_PLOTS[name](y_true, output, schema, plot_dir / f"{name}.png"):
+        if report.TEST_PLOTS[name](y_true, output, predicted, schema, plot_dir / f"{name}.png"):
             names.append(f"plots/{name}.png")
     return names
 
