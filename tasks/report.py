@@ -60,6 +60,15 @@ def plot_learning_curves(history: pd.DataFrame, path: Path) -> None:
     plt.close(figure)
 
 
+def _save(figure: Any, axis: Any, title: str, path: Path) -> bool:
+    """Titles, lays out, writes and closes a one-panel figure; returns True (it was drawn)."""
+    axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
 def plot_confusion_matrix(y_true: np.ndarray, output: np.ndarray, predicted: np.ndarray,
                           schema: Any, path: Path) -> bool:
     """Confusion matrix of the test split with the user's label names."""
@@ -70,11 +79,7 @@ def plot_confusion_matrix(y_true: np.ndarray, output: np.ndarray, predicted: np.
         y_true, predicted, labels=list(range(len(labels))),
         display_labels=[str(label) for label in labels], ax=axis, colorbar=False,
         xticks_rotation=45 if len(labels) > 4 else "horizontal")
-    axis.set_title("test confusion matrix")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return True
+    return _save(figure, axis, "test confusion matrix", path)
 
 
 def plot_roc_curve(y_true: np.ndarray, output: np.ndarray, predicted: np.ndarray, schema: Any,
@@ -86,12 +91,8 @@ def plot_roc_curve(y_true: np.ndarray, output: np.ndarray, predicted: np.ndarray
     RocCurveDisplay.from_predictions(y_true, np.ravel(output), ax=axis,
                                      name=f"model (positive: {schema.labels[-1]})")
     axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
-    axis.set_title("test ROC curve")
     axis.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return True
+    return _save(figure, axis, "test ROC curve", path)
 
 
 def plot_predicted_vs_actual(y_true: np.ndarray, output: np.ndarray, predicted: np.ndarray,
@@ -100,11 +101,7 @@ def plot_predicted_vs_actual(y_true: np.ndarray, output: np.ndarray, predicted: 
     figure, axis = plt.subplots(figsize=(4.5, 4))
     PredictionErrorDisplay.from_predictions(y_true, predicted, kind="actual_vs_predicted",
                                             ax=axis)
-    axis.set_title(f"test: predicted vs actual {schema.target}")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return True
+    return _save(figure, axis, f"test: predicted vs actual {schema.target}", path)
 
 
 def plot_residuals(y_true: np.ndarray, output: np.ndarray, predicted: np.ndarray, schema: Any,
@@ -113,11 +110,7 @@ def plot_residuals(y_true: np.ndarray, output: np.ndarray, predicted: np.ndarray
     figure, axis = plt.subplots(figsize=(4.5, 4))
     PredictionErrorDisplay.from_predictions(y_true, predicted, kind="residual_vs_predicted",
                                             ax=axis)
-    axis.set_title("test residuals")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return True
+    return _save(figure, axis, "test residuals", path)
 
 
 # Plots of the test split a problem preset may ask for:
