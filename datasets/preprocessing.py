@@ -29,6 +29,7 @@ from datasets.tabular import MISSING_CATEGORY, TabularSchema
 from zoo.layers import FillMissing, MissingIndicator
 
 OOV_TOKEN = "[UNK]"
+TARGET_UNITS = "target_units"  # the Rescaling layer mapping regression outputs to target units
 
 
 class TabularPreprocessor:
@@ -162,8 +163,13 @@ class TabularPreprocessor:
         outputs = network(self.featurizer(encoded))
         if (target_mean, target_std) != (0.0, 1.0):
             outputs = keras.layers.Rescaling(scale=target_std, offset=target_mean,
-                                             name="target_units")(outputs)
+                                             name=TARGET_UNITS)(outputs)
         return keras.Model(raw, outputs, name="model")
+
+    @property
+    def float_layers(self) -> tuple[str, ...]:
+        """Layers of the composed model that stay float32 in an int8 TFLite file (export.py)."""
+        return ("featurizer", TARGET_UNITS, *(lookup.name for lookup in self.lookups.values()))
 
     def client_schema(self) -> dict[str, Any]:
         """A description of the exported models' inputs for client authors (`schema.json`).

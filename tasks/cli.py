@@ -14,6 +14,7 @@ from pathlib import Path
 
 from datasets.errors import InputError
 from tasks.config import (
+    DEFAULT_EXPORTS,
     EXPORT_FORMATS,
     OPTIMIZERS,
     STRATEGIES,
@@ -69,8 +70,8 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
                           help="also write TensorBoard logs to RUN_DIR/logs")
     output = parser.add_argument_group("output")
     output.add_argument("--export", metavar="LIST",
-                        help=f"comma list of {','.join(EXPORT_FORMATS)} (default: all); "
-                        "'none' for no exports")
+                        help=f"comma list of {', '.join(EXPORT_FORMATS)}; 'all' or 'none' "
+                        f"(default: {','.join(DEFAULT_EXPORTS)})")
     output.add_argument("--run-dir", help="where the run is written (default: runs/<task>-<time>)")
     config = parser.add_argument_group("configuration")
     config.add_argument("--config", metavar="FILE",
@@ -121,7 +122,8 @@ def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[st
     if args.tensorboard:
         config.train.tensorboard = True
     if args.export is not None:
-        formats = [] if args.export.strip().lower() == "none" else args.export
+        choice = args.export.strip().lower()
+        formats = {"none": [], "all": list(EXPORT_FORMATS)}.get(choice, args.export)
         apply_override(config, "export.formats", formats)
     for item in args.set:
         key, separator, value = item.partition("=")

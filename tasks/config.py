@@ -17,7 +17,19 @@ from typing import Any
 
 from datasets.errors import InputError
 
-EXPORT_FORMATS = ("keras", "savedmodel", "tflite")
+# Export format -> artifact path in the run directory (see tasks/export.py).
+EXPORT_FORMATS = {
+    "keras": "model.keras",
+    "savedmodel": "export/saved_model",
+    "tflite": "export/model.tflite",
+    "tflite_float16": "export/model_float16.tflite",
+    "tflite_dynamic_int8": "export/model_dynamic_int8.tflite",
+    "tflite_int8": "export/model_int8.tflite",
+}
+# Written unless --export says otherwise: the float artifacts and the int8 file for phones, whose
+# calibration needs the training rows (float16 and dynamic int8 can be made later from the
+# SavedModel; each TFLite variant adds about a second to a run).
+DEFAULT_EXPORTS = ("keras", "savedmodel", "tflite", "tflite_int8")
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 STRATEGIES = ("auto", "default", "mirrored")
 
@@ -98,10 +110,24 @@ class RuntimeConfig:
 
 @dataclass
 class ExportConfig:
-    """Which artifacts to write and how closely each must agree with the Keras model."""
+    """Which artifacts to write and how closely each must agree with the Keras model.
 
-    formats: list[str] = field(default_factory=lambda: list(EXPORT_FORMATS))
+    Attributes:
+        formats: Any of `EXPORT_FORMATS` (default `DEFAULT_EXPORTS`).
+        parity_tolerance: Largest max absolute difference from Keras allowed for a float32
+            artifact (keras, savedmodel, tflite); a larger one fails the run.
+        min_label_agreement: Reduced-precision TFLite (float16, int8): smallest share of
+            held-out rows whose predicted class matches Keras's.
+        max_metric_drop: Reduced-precision TFLite: largest drop of the headline metric from
+            Keras's (accuracy points; for regression a fraction of the RMSE).
+        latency: Measure each artifact's single-row latency and batch throughput (report.md).
+    """
+
+    formats: list[str] = field(default_factory=lambda: list(DEFAULT_EXPORTS))
     parity_tolerance: float = 1e-4
+    min_label_agreement: float = 0.98
+    max_metric_drop: float = 0.01
+    latency: bool = True
 
 
 @dataclass
@@ -252,6 +278,10 @@ def validate(config: TaskConfig) -> None:
          config.runtime.strategy),
         (config.export.parity_tolerance > 0, "export.parity_tolerance must be positive",
          config.export.parity_tolerance),
+        (0 <= config.export.min_label_agreement <= 1,
+         "export.min_label_agreement must be between 0 and 1", config.export.min_label_agreement),
+        (config.export.max_metric_drop >= 0, "export.max_metric_drop must be >= 0",
+         config.export.max_metric_drop),
     ]
     for ok, message, received in checks:
         if not ok:
@@ -259,4 +289,4 @@ def validate(config: TaskConfig) -> None:
     unknown = [name for name in config.export.formats if name not in EXPORT_FORMATS]
     if unknown:
         raise InputError(f"unknown export format {', '.join(unknown)}. --export takes a comma "
-                         f"list of {', '.join(EXPORT_FORMATS)}.")
+                         f"list of {', '.join(EXPORT_FORMATS)}, or all, or none.")

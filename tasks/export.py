@@ -1,26 +1,60 @@
 """Export every artifact, reload it with its own runtime, and compare it with Keras.
 
-| format       | file                  | reloaded by               | takes               |
-|--------------|-----------------------|---------------------------|---------------------|
-| `keras`      | `model.keras`         | `keras.saving.load_model` | raw columns by name |
-| `savedmodel` | `export/saved_model/` | `tf.saved_model.load`     | raw columns by name |
-| `tflite`     | `export/model.tflite` | LiteRT (`ai-edge-litert`) | raw columns by name |
+| format                | file                                | reloaded by               |
+|-----------------------|-------------------------------------|---------------------------|
+| `keras`               | `model.keras`                       | `keras.saving.load_model` |
+| `savedmodel`          | `export/saved_model/`               | `tf.saved_model.load`     |
+| `tflite`              | `export/model.tflite`               | LiteRT (`ai-edge-litert`) |
+| `tflite_float16`      | `export/model_float16.tflite`       | LiteRT                    |
+| `tflite_dynamic_int8` | `export/model_dynamic_int8.tflite`  | LiteRT                    |
+| `tflite_int8`         | `export/model_int8.tflite`          | LiteRT                    |
 
-The TFLite model is converted with builtin ops only. Keras's LiteRT export allows Select TF (Flex)
-ops by default, and with them the converter keeps TensorFlow's string lookup as a Flex op that the
-standalone LiteRT interpreter refuses; restricted to builtins it lowers the lookup to LiteRT's own
-HASHTABLE ops, so the file takes the raw text columns too and runs on standalone LiteRT.
+Every artifact takes the raw columns by name (text as strings), like `model.keras`.
+
+**TFLite.** Each variant is converted from one SavedModel with LiteRT's builtin ops only. Keras's
+own LiteRT export also allows Select TF (Flex) ops, and with them the converter keeps
+TensorFlow's string lookup as a Flex op that the standalone LiteRT interpreter refuses;
+restricted to builtins it lowers the lookup to LiteRT's HASHTABLE ops, so every file runs on
+standalone LiteRT. A model that needs more fails here with an `ExportError`.
 `export/schema.json` documents every input (column, dtype, how a missing value is written, the
 vocabulary and normalization learned in training) for people writing clients.
-The parity gate fails the run when any artifact's maximum absolute difference from the in-memory
-Keras model on held-out rows exceeds the tolerance. Regression outputs are compared in units of
-the training target's standard deviation (float32 carries about 7 significant digits, so sales
-in the millions differ by cents between runtimes); `max_abs_diff` stays in the target's units.
+
+* `tflite_float16`: every constant stored as float16 (computed in float32). float16 tops out at
+  65504, and the converter folds a regression's rescaling to target units into the last layer's
+  bias, so targets in the hundreds of thousands (store sales) overflow: the judge below marks
+  such a file failed; use `tflite_dynamic_int8` or `tflite_int8` there, which keep those
+  constants in float32.
+* `tflite_dynamic_int8`: weights stored as int8, activations quantized on the fly.
+* `tflite_int8`: weights and activations int8, with activation ranges calibrated on up to
+  `CALIBRATION_ROWS` training rows. Preprocessing (`float_layers`: string lookup, normalization,
+  missing-value handling, the output's rescaling to target units) stays float32: a missing
+  number is NaN, which no int8 value can carry, and raw columns such as salaries share no useful
+  int8 scale with ages. Quantizing them wrecked the smartwatch model (label agreement 0.55);
+  kept in float, agreement is 0.998. Inputs and outputs are therefore float32 (strings for text)
+  in every variant.
+
+**Parity gate.** Each artifact is run by its own runtime on the same held-out rows.
+Float artifacts (`FLOAT_FORMATS`) must match the in-memory Keras model to `parity_tolerance`
+(max absolute difference; regression outputs in units of the training target's standard
+deviation, since float32 carries about 7 significant digits); otherwise the run fails
+(`ParityError`, exit 1, kept as `<run-dir>.failed`). Reduced-precision artifacts
+(`REDUCED_FORMATS`) are judged by what a user sees: label agreement with Keras
+(classification, at least `min_label_agreement`) and the drop of the headline metric (at most
+`max_metric_drop`: accuracy points for classification, a fraction of the RMSE for regression).
+One that misses a threshold is kept, marked `passed: false` in metrics.json, report.md and the
+run card, and a warning is printed: quantization error is a property of the model, not a bug.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +62,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from datasets.preprocessing import TabularPreprocessor
-from tasks import inference
+from tasks import inference, latency
+from tasks.config import EXPORT_FORMATS, ExportConfig
+
+FLOAT_FORMATS = ("keras", "savedmodel", "tflite")
+REDUCED_FORMATS = ("tflite_float16", "tflite_dynamic_int8", "tflite_int8")
+CALIBRATION_ROWS = 256
 
 
 class ExportError(RuntimeError):
@@ -40,91 +78,232 @@ class ParityError(ExportError):
     """An exported artifact does not give the Keras model's answers."""
 
 
+@dataclass
+class ExportInputs:
+    """What exporting and judging the artifacts needs besides the model.
+
+    Attributes:
+        held_out: Raw held-out features (by input name) every artifact is compared on.
+        calibration: Raw training features; int8 activation ranges are calibrated on up to
+            `CALIBRATION_ROWS` of them (never on held-out rows).
+        client_schema: Written to `export/schema.json` beside TFLite files, if given.
+        float_layers: Names of the model's layers kept in float32 in `tflite_int8`.
+        scale: The unit float differences are judged in (the target's standard deviation for
+            regression, 1 for probabilities).
+        score: `outputs -> headline metric` on the held-out rows' true labels.
+        predicted: `outputs -> class ids` (classification), for label agreement.
+        higher_is_better: Whether a larger `score` is better.
+        relative_drop: Judge the metric drop as a fraction of the Keras model's score
+            (regression's RMSE) rather than in the metric's own units (accuracy points).
+    """
+
+    held_out: dict[str, np.ndarray]
+    calibration: dict[str, np.ndarray]
+    client_schema: dict[str, Any] | None = None
+    float_layers: tuple[str, ...] = ()
+    scale: float = 1.0
+    score: Callable[[np.ndarray], float] | None = None
+    predicted: Callable[[np.ndarray], np.ndarray] | None = None
+    higher_is_better: bool = True
+    relative_drop: bool = False
+
+
 def _size(path: Path) -> int:
     if path.is_dir():
         return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
     return path.stat().st_size
 
 
-def export_all(
-    full: keras.Model,
-    preprocessor: TabularPreprocessor,
-    features: dict[str, np.ndarray],
-    run_dir: Path,
-    formats: list[str],
-    tolerance: float,
-    scale: float = 1.0,
-) -> dict[str, dict[str, Any]]:
-    """Writes the requested artifacts and checks each against `full` on `features`.
+def export_all(full: keras.Model, inputs: ExportInputs, run_dir: Path,
+               settings: ExportConfig) -> dict[str, dict[str, Any]]:
+    """Writes the requested artifacts and judges each against `full` on `inputs.held_out`.
 
     Args:
         full: The Keras model on raw columns.
-        preprocessor: Gives the input description written beside the TFLite file.
-        features: Held-out raw features to compare on.
-        run_dir: Where artifacts go (`model.keras`, `export/...`).
-        formats: Any of `keras`, `savedmodel`, `tflite`.
-        tolerance: Largest allowed max absolute difference, in units of `scale`.
-        scale: The unit differences are judged in (the target's standard deviation for
-            regression, 1 for probabilities).
+        inputs: Held-out and calibration rows and how to judge outputs.
+        run_dir: Where artifacts go (paths in `config.EXPORT_FORMATS`).
+        settings: Formats to write and the parity thresholds.
 
     Returns:
-        `{format: {"path", "bytes", "max_abs_diff", "max_scaled_diff"}}`, paths relative to
-        `run_dir`.
+        `{format: {"path", "bytes", "max_abs_diff", "max_scaled_diff", "passed", ...}}` in the
+        order of `EXPORT_FORMATS`, paths relative to `run_dir`; reduced-precision formats add
+        `label_agreement` (classification) and `metric` (the headline score of Keras and of
+        the artifact, and the drop); with `settings.latency`, each has `latency` (see
+        `tasks.latency`).
 
     Raises:
-        ParityError: If an artifact differs by more than `tolerance` (after all are written, so
-            the report shows every result).
+        ExportError: If a conversion fails (e.g. the model needs ops LiteRT lacks).
     """
-    reference = inference.keras_outputs(full, features)
-    export_dir = run_dir / "export"
-    export_dir.mkdir(exist_ok=True)
+    formats = [name for name in EXPORT_FORMATS if name in settings.formats]
+    reference = inference.keras_outputs(full, inputs.held_out)
+    (run_dir / "export").mkdir(exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
-    if "keras" in formats:
-        path = run_dir / "model.keras"
-        full.save(path)
-        outputs = inference.keras_outputs(inference.load_keras(path), features)
-        results["keras"] = _result(path, run_dir, reference, outputs, scale)
-    if "savedmodel" in formats:
-        path = export_dir / "saved_model"
-        full.export(str(path), format="tf_saved_model", verbose=False)
-        outputs = inference.savedmodel_outputs(inference.load_savedmodel(path), features)
-        results["savedmodel"] = _result(path, run_dir, reference, outputs, scale)
-    if "tflite" in formats:
-        path = export_dir / "model.tflite"
-        (export_dir / "schema.json").write_text(json.dumps(preprocessor.client_schema(), indent=2))
-        # Keras allows Select TF (Flex) ops by default; standalone LiteRT cannot run them, so ask
-        # for builtin ops only and let a model that needs more fail here, loudly.
-        try:
-            full.export(str(path), format="litert", verbose=False,
-                        target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]})
-        except Exception as error:  # the converter raises several types, all with this meaning
-            detail = str(error).strip().splitlines()[0][:300]
-            raise ExportError(f"TFLite conversion failed: the model needs operations outside "
-                              f"LiteRT's builtin set ({detail}). Export without tflite "
-                              "(--export keras,savedmodel) or change the model.") from error
-        outputs = inference.tflite_outputs(inference.load_tflite(path), features)
-        results["tflite"] = _result(path, run_dir, reference, outputs, scale)
+    with tempfile.TemporaryDirectory() as scratch:
+        saved_model = (run_dir / EXPORT_FORMATS["savedmodel"] if "savedmodel" in formats
+                       else Path(scratch) / "saved_model")
+        if any(name != "keras" for name in formats):
+            full.export(str(saved_model), format="tf_saved_model", verbose=False)
+        for name in formats:
+            path = run_dir / EXPORT_FORMATS[name]
+            if name == "keras":
+                full.save(path)
+            elif name.startswith("tflite"):
+                if inputs.client_schema is not None:
+                    (run_dir / "export" / "schema.json").write_text(
+                        json.dumps(inputs.client_schema, indent=2))
+                path.write_bytes(_convert(saved_model, name, inputs))
+            loaded = inference.load_artifact(name, path)
+            outputs = inference.outputs_of(name, loaded, inputs.held_out)
+            results[name] = {"path": str(path.relative_to(run_dir)), "bytes": _size(path),
+                             **judge(name, reference, outputs, inputs, settings)}
+            if settings.latency:
+                results[name]["latency"] = latency.measure(name, loaded, inputs.held_out)
     return results
 
 
-def _result(path: Path, run_dir: Path, reference: np.ndarray, outputs: np.ndarray,
-            scale: float) -> dict:
-    difference = float(np.max(np.abs(np.asarray(outputs, "float64").reshape(reference.shape)
-                                      - reference))) if len(reference) else 0.0
-    return {"path": str(path.relative_to(run_dir)), "bytes": _size(path),
-            "max_abs_diff": difference, "max_scaled_diff": difference / scale}
+def _converter(saved_model: Path) -> tf.lite.TFLiteConverter:
+    # What Keras's LiteRT export does, without Select TF ops (standalone LiteRT lacks them).
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.experimental_enable_resource_variables = True
+    return converter
 
 
-def passes(result: dict[str, Any], tolerance: float) -> bool:
-    """Whether one artifact's result (from `export_all`) is within the parity tolerance."""
-    return result["max_scaled_diff"] <= tolerance
+def _convert(saved_model: Path, name: str, inputs: ExportInputs) -> bytes:
+    """One TFLite variant of the SavedModel, as bytes."""
+    converter = _converter(saved_model)
+    if name != "tflite":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if name == "tflite_float16":
+        converter.target_spec.supported_types = [tf.float16]
+    try:
+        if name != "tflite_int8":
+            return converter.convert()
+        return _full_integer(converter, inputs)
+    except Exception as error:  # the converter raises several types, all with this meaning
+        detail = str(error).strip().splitlines()[0][:300]
+        raise ExportError(f"TFLite conversion ({name}) failed: the model needs operations "
+                          f"outside LiteRT's builtin set ({detail}). Export without TFLite "
+                          "(--export keras,savedmodel) or change the model.") from error
 
 
-def check_parity(exports: dict[str, dict[str, Any]], tolerance: float) -> None:
-    """Raises ParityError naming every artifact whose difference exceeds `tolerance`."""
+def _full_integer(converter: tf.lite.TFLiteConverter, inputs: ExportInputs) -> bytes:
+    """int8 weights and activations, calibrated on training rows, `float_layers` kept float.
+
+    TensorFlow's quantization debugger is the converter's public (experimental) way to leave
+    chosen operations unquantized: it calibrates once, then quantizes all but the denylisted
+    nodes (named by their output tensors, which carry the Keras layer names).
+    """
+    converter.representative_dataset = lambda: _calibration_rows(inputs.calibration)
+    with _quiet():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=lambda: _calibration_rows(inputs.calibration))
+        keep_float = _tensor_names(debugger.calibrated_model, inputs.float_layers)
+        if keep_float:
+            debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=keep_float)
+        return debugger.get_nondebug_quantized_model()
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silences the quantizer's native prints and the debugger's deprecated-interpreter warning.
+
+    The debugger checks its calibration with `tf.lite.Interpreter` internally; our artifacts are
+    run by LiteRT. Python exceptions still propagate with their messages.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for descriptor in saved:
+                os.close(descriptor)
+
+
+def _tensor_names(model: bytes, layers: tuple[str, ...]) -> list[str]:
+    """Tensors of a converted model computed inside any of the Keras `layers`."""
+    if not layers:
+        return []
+    details = inference.load_tflite(model).get_tensor_details()
+    scopes = tuple(f"/{layer}" for layer in layers)
+    return [detail["name"] for detail in details
+            if any(f"{scope}/" in part or f"{scope}_" in part
+                   for part in detail["name"].split(";") for scope in scopes)]
+
+
+def _calibration_rows(features: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    """Single rows, as LiteRT takes them, from an evenly spaced sample of the training rows."""
+    rows = inference.row_count(features)
+    for index in np.linspace(0, rows - 1, min(rows, CALIBRATION_ROWS)).astype(int):
+        yield inference.litert_inputs({name: values[index:index + 1]
+                                       for name, values in features.items()})
+
+
+def judge(name: str, reference: np.ndarray, outputs: np.ndarray, inputs: ExportInputs,
+          settings: ExportConfig) -> dict[str, Any]:
+    """Compares an artifact's outputs with Keras's (`reference`) by the format's rule.
+
+    Returns:
+        `precision` (`float32` or `reduced`), `max_abs_diff`, `max_scaled_diff`, for reduced
+        formats `label_agreement` and `metric`, and `passed`.
+    """
+    outputs = np.asarray(outputs, "float64").reshape(reference.shape)
+    difference = float(np.max(np.abs(outputs - reference))) if len(reference) else 0.0
+    result: dict[str, Any] = {
+        "precision": "float32" if name in FLOAT_FORMATS else "reduced",
+        "max_abs_diff": difference, "max_scaled_diff": difference / inputs.scale}
+    if name in FLOAT_FORMATS:
+        result["passed"] = result["max_scaled_diff"] <= settings.parity_tolerance
+        return result
+    passed = True
+    if inputs.predicted is not None:
+        agreement = float(np.mean(inputs.predicted(outputs) == inputs.predicted(reference)))
+        result["label_agreement"] = agreement
+        passed = agreement >= settings.min_label_agreement
+    if inputs.score is not None:
+        keras_score, score = inputs.score(reference), inputs.score(outputs)
+        drop = keras_score - score if inputs.higher_is_better else score - keras_score
+        if inputs.relative_drop:
+            drop /= abs(keras_score) or 1.0
+        result["metric"] = {"keras": keras_score, "artifact": score, "drop": drop,
+                            "relative": inputs.relative_drop}
+        passed = passed and drop <= settings.max_metric_drop
+    result["passed"] = passed
+    return result
+
+
+def check_parity(exports: dict[str, dict[str, Any]], tolerance: float) -> list[str]:
+    """Fails on a float artifact that disagrees; returns warnings for reduced-precision ones.
+
+    Raises:
+        ParityError: Naming every float artifact whose difference exceeds `tolerance`.
+    """
     failed = {name: result["max_scaled_diff"] for name, result in exports.items()
-              if not passes(result, tolerance)}
+              if name in FLOAT_FORMATS and not result["passed"]}
     if failed:
         details = ", ".join(f"{name} differs by {diff:.3g}" for name, diff in failed.items())
         raise ParityError(f"export parity failed: {details} (tolerance {tolerance:g}). The "
                           "artifacts are kept in the .failed run directory for inspection.")
+    return [f"warning: {name} misses its quality threshold ("
+            + ", ".join(_quality(result)) + "); it is kept, see report.md"
+            for name, result in exports.items() if not result["passed"]]
+
+
+def _quality(result: dict[str, Any]) -> list[str]:
+    parts = []
+    if "label_agreement" in result:
+        parts.append(f"label agreement {result['label_agreement']:.3f}")
+    if "metric" in result:
+        metric = result["metric"]
+        parts.append(f"metric drop {metric['drop']:.2%}" if metric["relative"]
+                     else f"metric drop {metric['drop']:.4f}")
+    return parts
+

@@ -1,7 +1,7 @@
 """Running each artifact of a run on raw features, by its own runtime.
 
-The export parity gate and `tasks.predict` both call these, so what is checked at export time is
-exactly what users run.
+The export parity gate, the latency table and `tasks.predict` all call these, so what is checked
+at export time is exactly what users run.
 """
 
 from __future__ import annotations
@@ -22,13 +22,19 @@ def to_tensors(features: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
             for name, values in features.items()}
 
 
-def _rows(features: dict[str, np.ndarray]) -> int:
+def litert_inputs(features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Raw numpy features -> what LiteRT takes (text as bytes)."""
+    return {name: values.astype(str).astype(np.bytes_) if values.dtype == object else values
+            for name, values in features.items()}
+
+
+def row_count(features: dict[str, np.ndarray]) -> int:
+    """Number of rows in a dict of feature arrays."""
     return len(next(iter(features.values())))
 
 
 def _batches(features: dict[str, np.ndarray]):
-    total = _rows(features)
-    for start in range(0, total, BATCH_ROWS):
+    for start in range(0, row_count(features), BATCH_ROWS):
         yield {name: values[start:start + BATCH_ROWS] for name, values in features.items()}
 
 
@@ -40,7 +46,12 @@ def keras_outputs(model: keras.Model, features: dict[str, np.ndarray]) -> np.nda
 
 
 def load_keras(path: str | Path) -> keras.Model:
-    """Loads a `.keras` file in safe mode (no arbitrary code from the file is run)."""
+    """Loads a `.keras` file in safe mode (no arbitrary code from the file is run).
+
+    Our own layers (`zoo.layers`) are registered first, so a fresh process can load the file.
+    """
+    import zoo.layers  # noqa: F401  (registers FillMissing, MissingIndicator)
+
     return keras.saving.load_model(path, safe_mode=True, compile=False)
 
 
@@ -58,22 +69,43 @@ def savedmodel_outputs(signature: Any, features: dict[str, np.ndarray]) -> np.nd
     return np.concatenate(outputs)
 
 
-def load_tflite(path: str | Path) -> Any:
-    """Loads a `.tflite` file with the standalone LiteRT interpreter."""
+def load_tflite(model: str | Path | bytes) -> Any:
+    """A standalone LiteRT interpreter for a `.tflite` file (path) or its bytes."""
     from ai_edge_litert.interpreter import Interpreter
 
-    return Interpreter(model_path=str(path))
+    if isinstance(model, bytes):
+        return Interpreter(model_content=model)
+    return Interpreter(model_path=str(model))
 
 
 def tflite_outputs(interpreter: Any, features: dict[str, np.ndarray]) -> np.ndarray:
-    """Runs the TFLite model's signature on raw features passed by column input name.
-
-    Text goes in as bytes, the way LiteRT takes strings.
-    """
+    """Runs a LiteRT interpreter's signature on raw features passed by column input name."""
     runner = interpreter.get_signature_runner()
     outputs = []
     for batch in _batches(features):
-        result = runner(**{name: values.astype(str).astype(np.bytes_) if values.dtype == object
-                           else values for name, values in batch.items()})
+        result = runner(**litert_inputs(batch))
         outputs.append(next(iter(result.values())))
     return np.concatenate(outputs)
+
+
+def load_artifact(name: str, path: str | Path) -> Any:
+    """Loads an artifact of export format `name` (see `config.EXPORT_FORMATS`) by its runtime."""
+    if name == "keras":
+        return load_keras(path)
+    if name == "savedmodel":
+        return load_savedmodel(path)
+    return load_tflite(path)
+
+
+def outputs_of(name: str, loaded: Any, features: dict[str, np.ndarray]) -> np.ndarray:
+    """Runs an artifact loaded with `load_artifact(name, ...)` on raw features."""
+    if name == "keras":
+        return keras_outputs(loaded, features)
+    if name == "savedmodel":
+        return savedmodel_outputs(loaded, features)
+    return tflite_outputs(loaded, features)
+
+
+def artifact_outputs(name: str, path: str | Path, features: dict[str, np.ndarray]) -> np.ndarray:
+    """Loads the artifact of format `name` at `path` and runs it on raw features."""
+    return outputs_of(name, load_artifact(name, path), features)

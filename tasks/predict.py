@@ -2,7 +2,7 @@
 
 Examples:
     python -m tasks.predict --run-dir runs/binary_classify-X --data new.csv --output preds.csv
-    python -m tasks.predict --run-dir runs/binary_classify-X --data new.csv --format tflite
+    python -m tasks.predict --run-dir runs/binary_classify-X --data new.csv --format tflite_int8
     python -m tasks.predict --model path/to/model.keras --data new.csv
 
 The output CSV has the input columns, then `predicted_<target>` in the user's label values, then
@@ -25,8 +25,7 @@ import pandas as pd
 from datasets.errors import InputError
 from datasets.tabular import TabularSchema, features_from_frame, read_csv
 from tasks.cli import ArgumentParser
-
-FORMATS = ("keras", "savedmodel", "tflite")
+from tasks.config import EXPORT_FORMATS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="CSV of rows to predict (the target column "
                         "may be absent)")
     parser.add_argument("--output", help="CSV file to write (default: stdout)")
-    parser.add_argument("--format", choices=FORMATS, default="keras",
+    parser.add_argument("--format", choices=list(EXPORT_FORMATS), default="keras",
                         help="which artifact of the run to use (default: keras)")
     return parser
 
@@ -78,21 +77,12 @@ def predict_frame(frame: pd.DataFrame, run_dir: Path | None, model_file: Path | 
                          "run.")
     schema = _load_schema(run_dir)
     features = features_from_frame(frame, schema, source=source)
-    if artifact == "keras":
-        path = model_file or run_dir / "model.keras"
-        if not path.exists():
-            raise InputError(f"'{path}' not found: that run did not export the keras format.")
-        outputs = inference.keras_outputs(inference.load_keras(path), features)
-    elif artifact == "savedmodel":
-        path = run_dir / "export" / "saved_model"
-        if not path.exists():
-            raise InputError(f"'{path}' not found: that run did not export a SavedModel.")
-        outputs = inference.savedmodel_outputs(inference.load_savedmodel(path), features)
-    else:
-        path = run_dir / "export" / "model.tflite"
-        if not path.exists():
-            raise InputError(f"'{path}' not found: that run did not export TFLite.")
-        outputs = inference.tflite_outputs(inference.load_tflite(path), features)
+    path = model_file or run_dir / EXPORT_FORMATS[artifact]
+    if not path.exists():
+        raise InputError(f"'{path}' not found: that run did not export the {artifact} format. "
+                         f"Re-run the task with --export {artifact}, or pick a --format it "
+                         "exported (listed in its metrics.json).")
+    outputs = inference.artifact_outputs(artifact, path, features)
     return with_predictions(frame, schema, outputs)
 
 

@@ -38,6 +38,9 @@ class ProblemPreset:
             model rescales its output back to the target's units.
         plots: Test-split plots in `tasks.report.TEST_PLOTS` to draw for this problem.
         per_class: `(y_true, output, labels) -> rows` of per-class test scores, if any.
+        classifies: Outputs are class probabilities. Reduced-precision exports are then judged
+            by label agreement and the headline's drop in its own units (accuracy points);
+            otherwise by the headline's drop as a fraction (of the RMSE).
     """
 
     loss: str
@@ -52,6 +55,7 @@ class ProblemPreset:
     standardize_target: bool = False
     plots: tuple[str, ...] = ()
     per_class: Callable[..., list[dict[str, Any]]] | None = None
+    classifies: bool = True
 
 
 PRESETS: dict[str, ProblemPreset] = {
@@ -92,6 +96,7 @@ PRESETS: dict[str, ProblemPreset] = {
         losses=("mse", "huber", "mae"),
         standardize_target=True,
         plots=("predicted_vs_actual", "residuals"),
+        classifies=False,
     ),
 }
 

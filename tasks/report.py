@@ -134,6 +134,59 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def export_section(metrics: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """The report's lines on exported artifacts: parity, size and speed (see tasks/export.py)."""
+    exports = metrics["exports"]
+    if not exports:
+        return ["## Exports", "(none requested)", ""]
+    scaled = metrics["problem"] == "regression"
+    float_bytes = exports.get("tflite", {}).get("bytes")
+    rows = []
+    for name, result in exports.items():
+        metric = result.get("metric")
+        rows.append([
+            f"`{name}`", result["path"], f"{result['bytes']:,}",
+            f"{result['bytes'] / float_bytes:.2f}" if float_bytes and "tflite" in name else "",
+            f"{result['max_scaled_diff' if scaled else 'max_abs_diff']:.1e}",
+            f"{result['label_agreement']:.4f}" if "label_agreement" in result else "",
+            "" if metric is None else (f"{metric['drop']:+.2%}" if metric["relative"]
+                                       else f"{metric['drop']:+.4f}"),
+            "yes" if result["passed"] else "**NO**"])
+    lines = [
+        "## Exports",
+        "Each artifact is reloaded by its own runtime and run on the test rows. Float32 artifacts "
+        f"must match Keras to {settings['parity_tolerance']:g} (max abs diff"
+        + (", in units of the target's standard deviation" if scaled else "") + "); reduced-"
+        f"precision TFLite files need label agreement >= {settings['min_label_agreement']:g} "
+        f"and a headline drop <= {settings['max_metric_drop']:g}"
+        + (" (as a fraction of the RMSE)" if scaled else " (accuracy points)") + ".",
+        "",
+        _table(rows, ["format", "path", "bytes", "x tflite", "max diff"
+                      + (" / target std" if scaled else ""), "label agreement",
+                      f"{'RMSE' if scaled else 'accuracy'} drop", "passed"]),
+        "",
+    ]
+    reference = metrics.get("latency") or {}
+    timed = {**{f"Keras {name.removeprefix('keras_')}()": value
+                for name, value in reference.items()},
+             **{f"`{name}`": result["latency"] for name, result in exports.items()
+                if "latency" in result}}
+    if timed:
+        predict = reference.get("keras_predict", {}).get("single_row_ms")
+        lines += [
+            "### Latency (this machine, this run)",
+            "Median of repeated calls after a warm-up; inputs prepared in each runtime's own "
+            "form. `x predict`: how many times faster than Keras `predict` on one row.",
+            "",
+            _table([[name, f"{value['single_row_ms']:.3f}",
+                     f"{predict / value['single_row_ms']:.0f}" if predict else "",
+                     f"{value['batch_rows_per_s']:,.0f}"] for name, value in timed.items()],
+                   ["runtime", "1 row (ms)", "x predict", "rows/s (batch of 256)"]),
+            "",
+        ]
+    return lines
+
+
 def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
                  summary: dict[str, Any], plots: list[str]) -> None:
     """Writes `report.md`: data, model, test metrics vs baselines, exports, plots."""
@@ -141,12 +194,6 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
     rows = [["**model**", *[metrics["test"][name] for name in names]]]
     rows += [[name, *[scores.get(name, float("nan")) for name in names]]
              for name, scores in metrics["baselines"].items()]
-    scaled = metrics["problem"] == "regression"
-    export_rows = [[name, result["path"], result["bytes"], f"{result['max_abs_diff']:.2e}"]
-                   + ([f"{result['max_scaled_diff']:.2e}"] if scaled else [])
-                   for name, result in metrics["exports"].items()]
-    export_header = ["format", "path", "bytes", "max abs diff"] + (
-        ["max diff / target std"] if scaled else [])
     model = config["model"]
     text = [
         f"# {metrics['task']} on {metrics['dataset']}",
@@ -182,14 +229,7 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
                     int(row["support"])] for row in metrics["per_class"]],
                   ["class", "precision", "recall", "f1", "support"]), ""]
           if metrics.get("per_class") else []),
-        "## Exports",
-        "Each artifact reloaded by its own runtime and compared with the Keras model on the "
-        f"test rows (tolerance {config['export']['parity_tolerance']:g}"
-        + (" in units of the target's standard deviation)." if scaled else ")."),
-        "",
-        _table(export_rows, export_header) if export_rows
-        else "(none requested)",
-        "",
+        *export_section(metrics, config["export"]),
         "## Plots",
         *[f"![{Path(plot).stem}]({plot})" for plot in plots],
         "",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.registry import TABULAR, load_frame
-from tasks import export
+from tasks.config import ExportConfig
 
 DISTRIBUTIONS = {
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
@@ -65,7 +65,7 @@ def data_fingerprint(data: str, problem: str) -> dict[str, str]:
 
 
 def build_run_card(config: dict[str, Any], problem: str, run_dir: Path,
-                   exports: dict[str, dict[str, Any]], tolerance: float) -> dict[str, Any]:
+                   exports: dict[str, dict[str, Any]], settings: ExportConfig) -> dict[str, Any]:
     """The run card's content; artifact paths in `exports` are relative to `run_dir`."""
     data = config["data"]
     card: dict[str, Any] = {
@@ -82,10 +82,19 @@ def build_run_card(config: dict[str, Any], problem: str, run_dir: Path,
         card["artifacts"][name] = {
             "path": result["path"], "bytes": result["bytes"],
             "sha256": sha256_of(run_dir / result["path"]),
-            "parity": {"max_abs_diff": result["max_abs_diff"],
-                       "max_scaled_diff": result["max_scaled_diff"],
-                       "tolerance": tolerance,
-                       "passed": export.passes(result, tolerance)},
+            "parity": _parity(result, settings),
         }
     return card
 
+
+
+def _parity(result: dict[str, Any], settings: ExportConfig) -> dict[str, Any]:
+    """An artifact's parity result and the thresholds it was judged by (see tasks/export.py)."""
+    parity = {key: result[key] for key in ("max_abs_diff", "max_scaled_diff", "label_agreement",
+                                           "metric", "passed") if key in result}
+    if result["precision"] == "float32":
+        parity["tolerance"] = settings.parity_tolerance
+    else:
+        parity["thresholds"] = {"min_label_agreement": settings.min_label_agreement,
+                                "max_metric_drop": settings.max_metric_drop}
+    return parity

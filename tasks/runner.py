@@ -36,7 +36,16 @@ from datasets.preprocessing import TabularPreprocessor
 from datasets.registry import load_configured
 from datasets.tabular import TabularSchema, TabularSplits, encode_labels, features_from_frame
 from tasks import config as config_module
-from tasks import distribute, evaluation, export, inference, presets, report, run_card
+from tasks import (
+    distribute,
+    evaluation,
+    export,
+    inference,
+    latency,
+    presets,
+    report,
+    run_card,
+)
 from tasks.callbacks import standard_callbacks
 from tasks.config import TaskConfig, TrainConfig
 
@@ -251,9 +260,17 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
         baselines = evaluation.score_baselines(
             splits.train, splits.test, schema, seed, preset.baselines(schema, seed),
             preset.baseline_output, preset.score)
-        exports = export.export_all(full, preprocessor, features["test"], run_dir,
-                                    config.export.formats, config.export.parity_tolerance,
-                                    scale=target_std)
+        export_started = time.perf_counter()
+        exports = export.export_all(full, export.ExportInputs(
+            held_out=features["test"], calibration=features["train"],
+            client_schema=preprocessor.client_schema(), float_layers=preprocessor.float_layers,
+            scale=target_std, score=lambda out: preset.score(ids["test"], out)[preset.headline],
+            predicted=preset.predicted_ids if preset.classifies else None,
+            higher_is_better=preset.higher_is_better, relative_drop=not preset.classifies),
+            run_dir, config.export)
+        reference_latency = (latency.keras_reference(full, features["test"])
+                             if exports and config.export.latency else {})
+        export_seconds = time.perf_counter() - export_started
         plots = _plots(run_dir, history, preset, ids["test"], outputs["test"], schema)
         metrics = {
             "task": config.task,
@@ -262,10 +279,11 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
             "test": scores["test"],
             "validation": scores["validation"],
             "baselines": baselines,
-            "timing": {"fit_seconds": fit_seconds,
+            "timing": {"fit_seconds": fit_seconds, "export_seconds": export_seconds,
                        "total_seconds": time.perf_counter() - started,
                        "process_seconds": time.time() - tasks.PROCESS_START},
             "exports": exports,
+            "latency": reference_latency,
             "rows": {name: len(frame) for name, frame in frames.items()},
         }
         if preset.per_class is not None:
@@ -275,8 +293,10 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
         report.write_report(run_dir / "report.md", metrics, config.to_dict(), summary, plots)
         report.write_json(run_dir / "schema.json", schema.to_dict())
         report.write_json(run_dir / "run_card.json", run_card.build_run_card(
-            config.to_dict(), config.problem, run_dir, exports, config.export.parity_tolerance))
-        export.check_parity(exports, config.export.parity_tolerance)
+            config.to_dict(), config.problem, run_dir, exports, config.export))
+        warnings = export.check_parity(exports, config.export.parity_tolerance)
+    for line in warnings:
+        print(line, flush=True)
     _print_summary(metrics, preset.headline, final_dir)
     return RunResult(run_dir=final_dir, metrics=metrics)
 

@@ -35,12 +35,13 @@ FAST = ["--epochs", "8", "--set", "train.early_stopping_patience=0"]
 
 @pytest.fixture(scope="session")
 def trained_run(user_csv, tmp_path_factory) -> Path:
-    """A finished run of the binary task on `user_csv` (8 epochs: fast, not accurate)."""
+    """A finished run of the binary task on `user_csv` (8 epochs: fast, not accurate), with
+    every export format."""
     from tasks.binary_classify import main
 
     run_dir = tmp_path_factory.mktemp("runs") / "shoppers"
     code = main(["--data", str(user_csv), "--target", "bought", "--run-dir", str(run_dir),
-                 *FAST])
+                 "--export", "all", *FAST])
     assert code == 0
     return run_dir
 

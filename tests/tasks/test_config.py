@@ -9,7 +9,14 @@ import pytest
 from datasets.errors import InputError
 from tasks.binary_classify import default_config
 from tasks.cli import config_from_args
-from tasks.config import EXPORT_FORMATS, TaskConfig, apply_mapping, apply_override, validate
+from tasks.config import (
+    DEFAULT_EXPORTS,
+    EXPORT_FORMATS,
+    TaskConfig,
+    apply_mapping,
+    apply_override,
+    validate,
+)
 
 PROG = "tasks.binary_classify"
 
@@ -192,10 +199,12 @@ def test_export_unknown_format():
         assert name in message
 
 
-def test_export_none_and_default():
+def test_export_none_all_and_default():
     assert parse("--export", "none").export.formats == []
     assert parse("--export", "None").export.formats == []
-    assert parse().export.formats == list(EXPORT_FORMATS)
+    assert parse("--export", "all").export.formats == list(EXPORT_FORMATS)
+    assert parse().export.formats == list(DEFAULT_EXPORTS)
+    assert set(DEFAULT_EXPORTS) < set(EXPORT_FORMATS)
     assert parse("--export", " savedmodel , keras").export.formats == ["savedmodel", "keras"]
 
 

@@ -10,8 +10,9 @@ import tensorflow as tf
 
 from datasets.registry import load_tabular
 from datasets.tabular import features_from_frame
-from tasks import inference
+from tasks import export, inference
 from tasks.binary_classify import main
+from tasks.config import EXPORT_FORMATS, ExportConfig
 from tests.tasks.conftest import FAST, read_metrics
 
 BINARY_METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
@@ -19,7 +20,7 @@ BINARY_METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
 
 def test_run_directory_holds_every_contracted_file(trained_run):
     for name in ["config.json", "metrics.json", "history.csv", "model.keras", "report.md",
-                 "schema.json", "export/saved_model/saved_model.pb", "export/model.tflite",
+                 "schema.json", "export/saved_model/saved_model.pb", *EXPORT_FORMATS.values(),
                  "export/schema.json", "plots/learning_curves.png", "plots/confusion_matrix.png",
                  "plots/roc_curve.png"]:
         assert (trained_run / name).exists(), name
@@ -39,11 +40,25 @@ def test_metrics_json_follows_the_schema(trained_run):
         assert set(scores) == BINARY_METRICS
     assert metrics["timing"]["fit_seconds"] > 0
     assert metrics["timing"]["total_seconds"] >= metrics["timing"]["fit_seconds"]
-    assert set(metrics["exports"]) == {"keras", "savedmodel", "tflite"}
-    for result in metrics["exports"].values():
+    assert list(metrics["exports"]) == list(EXPORT_FORMATS)
+    for name, result in metrics["exports"].items():
+        assert result["path"] == EXPORT_FORMATS[name]
         assert (trained_run / result["path"]).exists()
         assert result["bytes"] > 0
-        assert 0 <= result["max_abs_diff"] <= 1e-4
+        assert result["latency"]["single_row_ms"] > 0
+        assert result["latency"]["batch_rows_per_s"] > 0
+    for name in export.FLOAT_FORMATS:
+        assert 0 <= metrics["exports"][name]["max_abs_diff"] <= 1e-4
+        assert metrics["exports"][name]["passed"]
+    for name in export.REDUCED_FORMATS:
+        result = metrics["exports"][name]
+        assert 0.9 <= result["label_agreement"] <= 1
+        assert result["metric"]["keras"] == pytest.approx(metrics["test"]["accuracy"])
+        assert result["metric"]["drop"] == pytest.approx(
+            result["metric"]["keras"] - result["metric"]["artifact"])
+        assert result["passed"] == (result["label_agreement"] >= 0.98
+                                    and result["metric"]["drop"] <= 0.01)
+    assert set(metrics["latency"]) == {"keras_predict", "keras_call"}
     assert sum(metrics["rows"].values()) == 240
 
 
@@ -85,11 +100,28 @@ def test_savedmodel_signature_takes_raw_columns(trained_run):
         "age": tf.float32, "annual_income": tf.float32, "color": tf.string}
 
 
-def test_tflite_uses_builtin_ops_only(trained_run):
-    interpreter = inference.load_tflite(trained_run / "export" / "model.tflite")
+@pytest.mark.parametrize("name", [name for name in EXPORT_FORMATS if name.startswith("tflite")])
+def test_every_tflite_file_uses_builtin_ops_only(trained_run, name):
+    interpreter = inference.load_tflite(trained_run / EXPORT_FORMATS[name])
     operators = {op["op_name"] for op in interpreter._get_ops_details()}
-    assert operators
+    assert "FULLY_CONNECTED" in operators and "HASHTABLE_FIND" in operators
     assert not [name for name in operators if name.startswith("Flex")], operators
+
+
+def test_int8_file_quantizes_the_network_and_keeps_preprocessing_float(trained_run):
+    interpreter = inference.load_tflite(trained_run / EXPORT_FORMATS["tflite_int8"])
+    tensors = {detail["name"]: detail["dtype"] for detail in interpreter.get_tensor_details()}
+    network = [dtype for name, dtype in tensors.items() if "/mlp" in name]
+    featurizer = [dtype for name, dtype in tensors.items() if "/featurizer" in name]
+    assert np.int8 in network and set(network) <= {np.int8, np.int32}  # int32: biases
+    assert featurizer and all(dtype != np.int8 for dtype in featurizer)
+    # So missing numbers (NaN) and unseen categories still work in the int8 file.
+    rows = {"age": np.array([[30.0], [65.0], [50.0]], "float32"),
+            "annual_income": np.array([[np.nan], [50000.0], [np.nan]], "float32"),
+            "color": np.array([["red"], ["never seen"], ["[missing]"]], dtype=object)}
+    keras_model = inference.load_keras(trained_run / "model.keras")
+    np.testing.assert_allclose(inference.tflite_outputs(interpreter, rows),
+                               inference.keras_outputs(keras_model, rows), atol=0.05)
 
 
 def test_client_schema_records_vocabulary_and_normalization(trained_run, user_csv):
@@ -109,7 +141,9 @@ def test_client_schema_records_vocabulary_and_normalization(trained_run, user_cs
 def test_report_shows_model_baselines_and_exports(trained_run):
     report = (trained_run / "report.md").read_text()
     for text in ["## Test metrics against baselines", "logistic_regression", "**model**",
-                 "## Exports", "tflite", "plots/roc_curve.png", "(positive: `yes`)"]:
+                 "## Exports", "| `tflite_int8` | export/model_int8.tflite |",
+                 "### Latency", "| Keras predict() |", "plots/roc_curve.png",
+                 "(positive: `yes`)"]:
         assert text in report
 
 
@@ -190,8 +224,6 @@ def test_a_model_needing_flex_ops_fails_tflite_export_loudly(tmp_path):
     """A TensorFlow op with no LiteRT builtin (here StringLength) must not export silently."""
     import keras
 
-    from tasks import export
-
     @keras.saving.register_keras_serializable(package="tests")
     class TextLength(keras.layers.Layer):
         def call(self, inputs):
@@ -200,13 +232,10 @@ def test_a_model_needing_flex_ops_fails_tflite_export_loudly(tmp_path):
     text = keras.Input(shape=(1,), dtype="string", name="text")
     model = keras.Model({"text": text}, keras.layers.Dense(1)(TextLength()(text)))
 
-    class Preprocessor:
-        def client_schema(self):
-            return {}
-
     features = {"text": np.array([["abc"], ["de"]], dtype=object)}
-    with pytest.raises(export.ExportError, match="outside LiteRT's builtin set"):
-        export.export_all(model, Preprocessor(), features, tmp_path, ["tflite"], 1e-4)
+    with pytest.raises(export.ExportError, match=r"\(tflite\) failed: .* outside LiteRT's"):
+        export.export_all(model, export.ExportInputs(features, features), tmp_path,
+                          ExportConfig(formats=["keras", "tflite"]))
 
 
 def test_run_card_records_versions_seed_and_hashes(trained_run, user_csv):
@@ -221,12 +250,19 @@ def test_run_card_records_versions_seed_and_hashes(trained_run, user_csv):
     for name in ("python", "keras_tuner", "ai_edge_litert", "scikit_learn"):
         assert card["versions"][name]
     assert card["data"]["data"]["sha256"] == hashlib.sha256(user_csv.read_bytes()).hexdigest()
-    assert set(card["artifacts"]) == {"keras", "savedmodel", "tflite"}
+    assert list(card["artifacts"]) == list(EXPORT_FORMATS)
     tflite = trained_run / "export" / "model.tflite"
     assert card["artifacts"]["tflite"]["sha256"] == hashlib.sha256(tflite.read_bytes()).hexdigest()
     assert card["artifacts"]["keras"]["sha256"] == hashlib.sha256(
         (trained_run / "model.keras").read_bytes()).hexdigest()
-    assert all(artifact["parity"]["passed"] for artifact in card["artifacts"].values())
+    metrics = read_metrics(trained_run)
+    for name, artifact in card["artifacts"].items():
+        assert artifact["parity"]["passed"] == metrics["exports"][name]["passed"]
+    assert card["artifacts"]["tflite"]["parity"]["tolerance"] == 1e-4
+    assert card["artifacts"]["tflite_int8"]["parity"]["thresholds"] == {
+        "min_label_agreement": 0.98, "max_metric_drop": 0.01}
+    assert card["artifacts"]["tflite_int8"]["parity"]["label_agreement"] == metrics["exports"][
+        "tflite_int8"]["label_agreement"]
     assert len(card["artifacts"]["savedmodel"]["sha256"]) == 64
 
 
@@ -237,3 +273,52 @@ def test_named_data_fingerprint_is_stable():
     assert first == data_fingerprint("breast_cancer", "binary")
     assert first["source"] == "named dataset 'breast_cancer'"
     assert first != data_fingerprint("smartwatch", "binary")
+
+
+def test_a_quantized_file_missing_its_threshold_is_kept_with_a_warning(user_csv, tmp_path,
+                                                                        monkeypatch, capsys):
+    """Quantization error is reported, not fatal: the run succeeds and says so loudly."""
+    original = inference.outputs_of
+
+    def flipped_int8(name, loaded, features):
+        outputs = original(name, loaded, features)
+        return 1.0 - outputs if name == "tflite_int8" else outputs
+
+    monkeypatch.setattr(inference, "outputs_of", flipped_int8)
+    run_dir = tmp_path / "flipped"
+    assert main(["--data", str(user_csv), "--target", "bought", "--run-dir", str(run_dir),
+                 "--export", "keras,tflite_int8", "--set", "export.latency=false", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "warning: tflite_int8 misses its quality threshold (label agreement 0.0" in out
+    metrics = read_metrics(run_dir)
+    assert metrics["exports"]["tflite_int8"]["passed"] is False
+    assert metrics["exports"]["keras"]["passed"] is True
+    assert "latency" not in metrics["exports"]["keras"] and metrics["latency"] == {}
+    assert "| `tflite_int8` |" in (run_dir / "report.md").read_text()
+    assert "| **NO** |" in (run_dir / "report.md").read_text()
+    card = json.loads((run_dir / "run_card.json").read_text())
+    assert card["artifacts"]["tflite_int8"]["parity"]["passed"] is False
+
+
+def test_judging_reduced_precision_by_labels_and_metric_drop():
+    settings = ExportConfig()
+    reference = np.array([[0.9], [0.2], [0.6], [0.4]])
+    truth = np.array([1, 0, 1, 0])
+    inputs = export.ExportInputs({}, {}, score=lambda out: float(
+        ((out.reshape(-1) >= 0.5) == truth).mean()), predicted=lambda out: out.reshape(-1) >= 0.5)
+    close = export.judge("tflite_int8", reference, reference + 0.05, inputs, settings)
+    assert close["label_agreement"] == 1.0 and close["passed"]
+    assert close["metric"] == {"keras": 1.0, "artifact": 1.0, "drop": 0.0, "relative": False}
+    assert close["max_abs_diff"] == pytest.approx(0.05)
+    one_flip = export.judge("tflite_int8", reference,
+                            reference + np.array([[0], [0], [-0.2], [0]]), inputs, settings)
+    assert one_flip["label_agreement"] == 0.75 and one_flip["metric"]["drop"] == 0.25
+    assert not one_flip["passed"]
+    # A float artifact with the same difference fails the run instead.
+    float_result = export.judge("tflite", reference, reference + 0.05, inputs, settings)
+    assert float_result["passed"] is False and "label_agreement" not in float_result
+    with pytest.raises(export.ParityError, match="tflite differs by 0.05"):
+        export.check_parity({"tflite": float_result, "tflite_int8": one_flip}, 1e-4)
+    assert export.check_parity({"tflite_int8": one_flip}, 1e-4) == [
+        "warning: tflite_int8 misses its quality threshold (label agreement 0.750, metric drop "
+        "0.2500); it is kept, see report.md"]

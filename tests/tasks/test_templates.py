@@ -9,6 +9,7 @@ import pytest
 
 from tasks import runner
 from tasks.binary_classify import default_config
+from tasks.config import DEFAULT_EXPORTS
 
 
 @pytest.mark.slow
@@ -28,7 +29,8 @@ def test_main_job_with_no_flags(tmp_path):
     # the tree baseline (Bayes-optimal accuracy is 0.92, documented in datasets/smartwatch.py).
     assert metrics["test"]["accuracy"] > baselines["logistic_regression"]["accuracy"]
     assert metrics["test"]["accuracy"] >= baselines["hist_gradient_boosting"]["accuracy"] - 0.02
-    assert set(metrics["exports"]) == {"keras", "savedmodel", "tflite"}
+    assert list(metrics["exports"]) == list(DEFAULT_EXPORTS)
+    assert all(result["passed"] for result in metrics["exports"].values())
     assert "done in" in result.stdout and str(run_dir.name) in result.stdout
 
 
