@@ -24,6 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from doc_section import write_section  # noqa: E402
 from sklearn.model_selection import KFold, StratifiedKFold  # noqa: E402
 
 from datasets.registry import TABULAR, load_frame  # noqa: E402
@@ -32,8 +33,6 @@ from tasks.cli import config_from_args  # noqa: E402
 
 TASKS = {"binary": binary_classify, "multiclass": multiclass_classify, "regression": regression}
 DATASETS = ("breast_cancer", "smartwatch", "wine", "iris", "diabetes", "store_sales")
-DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
-START, END = "<!-- cv-accuracy:start -->", "<!-- cv-accuracy:end -->"
 
 
 def cross_validate(name: str, folds: int, work: Path,
@@ -100,10 +99,7 @@ def main() -> None:
     text = table(results, args.folds)
     print("\n" + text)
     if args.write:
-        document = DOC.read_text()
-        before, _, rest = document.partition(START)
-        _, _, after = rest.partition(END)
-        DOC.write_text(f"{before}{START}\n{text}\n{END}{after}")
+        write_section("cv-accuracy", text)
 
 
 if __name__ == "__main__":
