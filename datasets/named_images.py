@@ -62,38 +62,34 @@ def _digits() -> NamedArrays:
     return NamedArrays(DIGITS, images, bunch.target.astype("int64"))
 
 
-def keras_cache(*parts: str) -> Path:
-    """Where `keras.utils.get_file` looks for a cached dataset file."""
-    return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "datasets" / Path(*parts)
+def keras_cache(file: str) -> Path:
+    """Where `keras.utils.get_file` looks for a cached dataset file (`$KERAS_HOME/datasets`)."""
+    return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "datasets" / file
 
 
 @dataclass(frozen=True)
 class KerasDownload:
-    """Where a `keras.datasets` loader downloads from, and where it caches the files."""
+    """Where a `keras.datasets` loader downloads from, and its cache files (under `datasets/`)."""
 
     module: str
     urls: tuple[str, ...]
-    cached: tuple[Path, ...]
+    files: tuple[str, ...]
     labels: tuple[str, ...]
 
 
+FASHION_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")
 KERAS_DOWNLOADS = {
-    "mnist": KerasDownload(
-        "mnist", (f"{KERAS_ORIGIN}mnist.npz",), (keras_cache("mnist.npz"),), tuple(DIGITS)),
+    "mnist": KerasDownload("mnist", (f"{KERAS_ORIGIN}mnist.npz",), ("mnist.npz",), tuple(DIGITS)),
     "fashion_mnist": KerasDownload(
-        "fashion_mnist",
-        tuple(f"{KERAS_ORIGIN}{name}" for name in (
-            "train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")),
-        tuple(keras_cache("fashion-mnist", name) for name in (
-            "train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")),
+        "fashion_mnist", tuple(f"{KERAS_ORIGIN}{name}" for name in FASHION_FILES),
+        tuple(f"fashion-mnist/{name}" for name in FASHION_FILES),
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
          "Bag", "Ankle boot")),
     # Keras saves the tarball under this name and extracts it beside it.
     "cifar10": KerasDownload(
         "cifar10", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-        (keras_cache("cifar-10-batches-py-target_archive"),),
+        ("cifar-10-batches-py-target_archive",),
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
          "truck")),
 }
@@ -118,8 +114,8 @@ def load_keras_dataset(name: str) -> NamedArrays:
         (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, download.module).load_data()
     except Exception as error:  # Keras raises a bare Exception for a failed download
         detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        places = "; ".join(f"{url} -> {path}" for url, path in zip(
-            download.urls, download.cached, strict=True))
+        places = "; ".join(f"{url} -> {keras_cache(file)}" for url, file in zip(
+            download.urls, download.files, strict=True))
         raise InputError(
             f"could not load dataset '{name}' through keras.datasets ({detail}). Without network "
             f"access, download on another machine and copy to the Keras cache: {places}. Or pass "
