@@ -85,7 +85,8 @@ def test_mixed_grayscale_and_rgb_give_three_channels(tmp_path):
     image = splits.train.images[gray[0]]
     # A grayscale image is repeated into R, G and B.
     np.testing.assert_array_equal(image[..., 0], image[..., 1])
-    np.testing.assert_array_equal(image[..., 0], np.asarray(Image.open(splits.train.files[gray[0]])))
+    source = np.asarray(Image.open(splits.train.files[gray[0]]))
+    np.testing.assert_array_equal(image[..., 0], source)
 
 
 def test_all_grayscale_gives_one_channel(tmp_path):
