@@ -1,5 +1,6 @@
 """Model zoo: registered builders (flat kwargs in, uncompiled Functional model out)."""
 
+from zoo import cnn as _cnn  # noqa: F401  (registers "cnn")
 from zoo import mlp as _mlp  # noqa: F401  (registers "mlp")
 from zoo.heads import PROBLEMS, add_head
 from zoo.registry import build_model, get_builder, list_models, register_model

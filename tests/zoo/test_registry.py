@@ -7,7 +7,7 @@ import pytest
 import zoo
 
 # Keyword arguments a builder needs beyond the problem; a new kind of model adds its entry here.
-EXAMPLE_INPUTS = {"default": {"input_dim": 7}}
+EXAMPLE_INPUTS = {"default": {"input_dim": 7}, "cnn": {"input_shape": (12, 10, 3)}}
 
 PROBLEMS = [("binary", None, 1), ("multiclass", 4, 4), ("regression", None, 1)]
 
@@ -38,8 +38,8 @@ def test_every_model_builds_runs_and_saves(name, problem, num_classes, width, tm
         keras.ops.convert_to_numpy(reloaded(batch, training=False)), output, atol=1e-6)
 
 
-def test_registry_lists_mlp():
-    assert "mlp" in zoo.list_models()
+def test_registry_lists_mlp_and_cnn():
+    assert {"mlp", "cnn"} <= set(zoo.list_models())
     assert zoo.list_models() == sorted(zoo.list_models())
 
 
