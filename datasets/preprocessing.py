@@ -128,6 +128,10 @@ class TabularPreprocessor:
         """Width of the featurizer's output vector (the network's `input_dim`)."""
         return int(self.featurizer.output.shape[-1])
 
+    def builder_inputs(self) -> dict[str, Any]:
+        """The zoo builder's input argument: the featurizer's width."""
+        return {"input_dim": self.width}
+
     def encode(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Maps raw features to the featurizer's inputs (category strings -> int64 codes)."""
         codes = {}

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from datasets.errors import InputError
+from datasets.named_images import NAMED_IMAGES
 from datasets.tabular import (
     TabularSplits,
     drop_missing_targets,
@@ -128,6 +129,9 @@ def load_frame(data: str, problem: str) -> tuple[pd.DataFrame, str, NamedTabular
     Returns:
         `(frame, source, entry)`: the data, its name for messages, and the named entry or None.
     """
+    if data in NAMED_IMAGES:
+        raise InputError(f"'{data}' is an image dataset. Use python -m tasks.image_classify "
+                         f"--data {data}.")
     entry = TABULAR.get(data)
     if entry is not None:
         if entry.problem != problem:
@@ -211,8 +215,26 @@ def load_tabular(
     return TabularSplits(name=name, schema=schema, train=train, validation=validation, test=test)
 
 
-def load_configured(data: Any, problem: str, seed: int) -> TabularSplits:
-    """`load_tabular` driven by a `tasks.config.DataConfig` (or any object with its fields)."""
+def load_configured(data: Any, problem: str, seed: int, inputs: str = "table") -> Any:
+    """Loads a task's data as its `tasks.config.DataConfig` (or any object with its fields) says.
+
+    Args:
+        data: The data settings.
+        problem: The task's problem.
+        seed: Seed of the split.
+        inputs: `table` (-> `TabularSplits`) or `images` (-> `datasets.images.ImageSplits`).
+    """
+    if inputs == "images":
+        if data.data in TABULAR:
+            entry = TABULAR[data.data]
+            raise InputError(f"'{data.data}' is a table dataset. Use python -m "
+                             f"{TASK_FOR_PROBLEM[entry.problem]} --data {data.data}.")
+        from datasets.images import load_images  # imports TensorFlow for decoding
+
+        return load_images(data.data, data.test_data,
+                           tuple(data.image_size) if data.image_size else None,
+                           data.validation_fraction, data.test_fraction, seed,
+                           data.skip_bad_images)
     return load_tabular(data.data, problem, target=data.target, test_data=data.test_data,
                         validation_fraction=data.validation_fraction,
                         test_fraction=data.test_fraction, seed=seed,

@@ -38,18 +38,37 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
     parser = ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(f"examples:\n  python -m {prog}\n"
-                f"  python -m {prog} --data my.csv --target bought --epochs 100\n"
-                f"  python -m {prog} --set model.hidden_units=[128,64] --set "
-                "model.dropout_rate=0.2\n"
-                f"  python -m {prog} --config runs/X/config.json   (replay a run)"))
+                + (f"  python -m {prog} --data rocks/ --image-size 64 --epochs 50\n"
+                   f"  python -m {prog} --set model.filters=[32,64] --set model.flip=horizontal\n"
+                   if defaults.inputs == "images" else
+                   f"  python -m {prog} --data my.csv --target bought --epochs 100\n"
+                   f"  python -m {prog} --set model.hidden_units=[128,64] --set "
+                   "model.dropout_rate=0.2\n")
+                + f"  python -m {prog} --config runs/X/config.json   (replay a run)"))
     data = parser.add_argument_group("data")
-    data.add_argument("--data", help=f"dataset name or CSV path (default: {defaults.data.data})")
-    data.add_argument("--target", help="column to predict (required for a CSV)")
-    data.add_argument("--test-data", help="CSV of held-out rows for the final test (default: "
-                      f"hold out {defaults.data.test_fraction:.0%}% of --data, seeded, stratified)")
-    data.add_argument("--categorical", action="append", metavar="COLUMN",
-                      help="treat a column of numbers as categories (repeatable, or a,b,c)")
-    data.add_argument("--positive-label", help="binary: the positive class (default: 1/yes/true)")
+    if defaults.inputs == "images":
+        data.add_argument("--data", help="dataset name (digits, mnist, fashion_mnist, cifar10) or "
+                          "a folder with one sub-folder of images per class (default: "
+                          f"{defaults.data.data})")
+        data.add_argument("--test-data", help="folder of held-out images, same layout (default: "
+                          f"hold out {defaults.data.test_fraction:.0%}% of --data, seeded, "
+                          "stratified)")
+        data.add_argument("--image-size", metavar="HxW",
+                          help="resize every image to HxW pixels, or NxN with one number "
+                          "(default: the most common size, long side at most 128)")
+        data.add_argument("--skip-bad-images", action="store_true",
+                          help="skip unreadable image files with a warning instead of stopping")
+    else:
+        data.add_argument("--data", help=f"dataset name or CSV path (default: "
+                          f"{defaults.data.data})")
+        data.add_argument("--target", help="column to predict (required for a CSV)")
+        data.add_argument("--test-data", help="CSV of held-out rows for the final test "
+                          f"(default: hold out {defaults.data.test_fraction:.0%}% of --data, "
+                          "seeded, stratified)")
+        data.add_argument("--categorical", action="append", metavar="COLUMN",
+                          help="treat a column of numbers as categories (repeatable, or a,b,c)")
+        data.add_argument("--positive-label",
+                          help="binary: the positive class (default: 1/yes/true)")
     training = parser.add_argument_group("model and training")
     training.add_argument("--model", help=f"zoo model name (default: {defaults.model.name})")
     training.add_argument("--epochs", type=int,
@@ -91,6 +110,23 @@ FLAG_SETTINGS = {
 }
 
 
+def parse_image_size(text: str) -> list[int]:
+    """`"64"` -> [64, 64]; `"48x64"` -> [48, 64] (height x width).
+
+    Raises:
+        InputError: For anything else.
+    """
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        sizes = [int(part) for part in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes, default=0) < 1:
+        raise InputError(f"--image-size takes HxW or one number, e.g. 64x64 or 64. "
+                         f"Received: --image-size {text}")
+    return sizes * 2 if len(sizes) == 1 else sizes
+
+
 def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None,
                      prog: str, description: str) -> TaskConfig:
     """Parses `argv` on top of the task's default configuration.
@@ -113,10 +149,14 @@ def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[st
             raise InputError(f"config file '{path}' should hold a JSON object of settings.")
         apply_mapping(config, mapping, source=str(path))
     for flag, key in FLAG_SETTINGS.items():
-        value = getattr(args, flag)
+        value = getattr(args, flag, None)
         if value is not None:
             apply_override(config, key, value)
-    if args.categorical:
+    if getattr(args, "image_size", None):
+        config.data.image_size = parse_image_size(args.image_size)
+    if getattr(args, "skip_bad_images", False):
+        config.data.skip_bad_images = True
+    if getattr(args, "categorical", None):
         config.data.categorical = [name.strip() for item in args.categorical
                                    for name in item.split(",") if name.strip()]
     if args.tensorboard:
@@ -153,7 +193,8 @@ def main(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None = 
         # Data problems are found before TensorFlow loads, so they are reported in a second.
         from datasets.registry import load_configured
 
-        splits = load_configured(config.data, config.problem, config.runtime.seed)
+        splits = load_configured(config.data, config.problem, config.runtime.seed,
+                                 config.inputs)
         from tasks import export, runner
 
         try:

@@ -48,6 +48,10 @@ class DataConfig:
         positive_label: Binary only: the positive class (default: 1 / yes / true, or the second
             label in sorted order).
         max_categories: Most frequent categories kept per column; rarer ones share one code.
+        image_size: Image tasks: `[height, width]` every image is resized to (default: see
+            `datasets/images.py`).
+        skip_bad_images: Image tasks: skip unreadable image files with a warning instead of
+            stopping.
     """
 
     data: str = "smartwatch"
@@ -58,6 +62,8 @@ class DataConfig:
     categorical: list[str] = field(default_factory=list)
     positive_label: str | None = None
     max_categories: int = 50
+    image_size: list[int] | None = None
+    skip_bad_images: bool = False
 
 
 @dataclass
@@ -132,10 +138,18 @@ class ExportConfig:
 
 @dataclass
 class TaskConfig:
-    """Everything a run needs."""
+    """Everything a run needs.
+
+    Attributes:
+        task: The task module's name.
+        problem: `binary`, `multiclass` or `regression` (picks the preset and the head).
+        inputs: `table` (a CSV or a named table) or `images` (a class-folder tree or a named image
+            set); set by the task, not by users.
+    """
 
     task: str
     problem: str
+    inputs: str = "table"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -232,7 +246,7 @@ def apply_override(config: TaskConfig, key: str, value: Any) -> None:
 def apply_mapping(config: TaskConfig, mapping: dict[str, Any], source: str) -> None:
     """Applies a nested mapping in the shape of `config.json` (e.g. from `--config FILE`)."""
     for section_name, values in mapping.items():
-        if section_name in ("task", "problem"):
+        if section_name in ("task", "problem", "inputs"):
             if values != getattr(config, section_name):
                 raise InputError(f"{source} is a configuration for {section_name} {values!r}, "
                                  f"not {getattr(config, section_name)!r}. Use it with that task.")
@@ -272,6 +286,9 @@ def validate(config: TaskConfig) -> None:
         (0 < data.test_fraction < 1, "data.test_fraction must be between 0 and 1",
          data.test_fraction),
         (data.max_categories >= 1, "data.max_categories must be at least 1", data.max_categories),
+        (data.image_size is None or (len(data.image_size) == 2 and min(data.image_size) >= 1),
+         "data.image_size (--image-size) must be two positive sizes, height and width",
+         data.image_size),
         (config.runtime.seed >= 0, "runtime.seed (--seed) must be >= 0", config.runtime.seed),
         (config.runtime.strategy in STRATEGIES,
          f"runtime.strategy (--strategy) must be one of {', '.join(STRATEGIES)}",

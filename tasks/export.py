@@ -142,7 +142,7 @@ def export_all(full: keras.Model, inputs: ExportInputs, run_dir: Path,
         saved_model = (run_dir / EXPORT_FORMATS["savedmodel"] if "savedmodel" in formats
                        else Path(scratch) / "saved_model")
         if any(name != "keras" for name in formats):
-            full.export(str(saved_model), format="tf_saved_model", verbose=False)
+            _write_saved_model(full, saved_model)
         for name in formats:
             path = run_dir / EXPORT_FORMATS[name]
             if name == "keras":
@@ -159,6 +159,22 @@ def export_all(full: keras.Model, inputs: ExportInputs, run_dir: Path,
             if settings.latency:
                 results[name]["latency"] = latency.measure(name, loaded, inputs.held_out)
     return results
+
+
+def _write_saved_model(full: keras.Model, path: Path) -> None:
+    """A SavedModel whose `serve` signature runs the model in inference mode.
+
+    `model.export(format="tf_saved_model")` traces `model(inputs)` with `training` unset, and
+    Keras's random augmentation layers treat unset as training: a CNN's augmentation would run
+    in every served prediction. So the endpoint passes `training=False` explicitly.
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(full)
+    signature = {tensor.name: tf.TensorSpec(tensor.shape, tensor.dtype, name=tensor.name)
+                 for tensor in full.inputs}
+    archive.add_endpoint("serve", lambda inputs: full(inputs, training=False),
+                         input_signature=[signature])
+    archive.write_out(str(path), verbose=False)
 
 
 def _converter(saved_model: Path) -> tf.lite.TFLiteConverter:

@@ -113,6 +113,39 @@ def plot_residuals(y_true: np.ndarray, output: np.ndarray, predicted: np.ndarray
     return _save(figure, axis, "test residuals", path)
 
 
+def plot_misclassified(images: np.ndarray, y_true: np.ndarray, predicted: np.ndarray,
+                       output: np.ndarray, labels: list[Any], path: Path,
+                       limit: int = 25) -> bool:
+    """A grid of misclassified test images, most confident mistakes first, titled true / predicted.
+
+    Returns:
+        False (nothing drawn) when every test image is classified correctly.
+    """
+    wrong = np.flatnonzero(predicted != y_true)
+    if not len(wrong):
+        return False
+    confidence = np.asarray(output)[wrong, predicted[wrong]]
+    wrong = wrong[np.argsort(-confidence)][:limit]
+    columns = min(5, len(wrong))
+    rows = math.ceil(len(wrong) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows),
+                                squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, index in zip(axes.ravel(), wrong, strict=False):
+        image = images[index]
+        axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray",
+                    vmin=0, vmax=255)
+        axis.set_title(f"true {labels[y_true[index]]}\npred {labels[predicted[index]]} "
+                       f"({np.asarray(output)[index, predicted[index]]:.2f})", fontsize=8)
+    figure.suptitle(f"misclassified test images ({len(np.flatnonzero(predicted != y_true))} "
+                    f"of {len(y_true)})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
 # Plots of the test split a problem preset may ask for:
 # (y_true, model output, the preset's predictions from that output, schema, path) -> drawn?
 TEST_PLOTS = {
@@ -207,8 +240,7 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
            f"numbers from {summary['target_range'][0]:,.4g} to {summary['target_range'][1]:,.4g}"
            " (the network learns them standardized; every export outputs these units)")
         + (f" (positive: `{summary['labels'][-1]}`)" if metrics["problem"] == "binary" else ""),
-        f"- features: {summary['numeric']} numeric, {summary['categorical']} categorical "
-        f"({summary['width']} model inputs after preprocessing)",
+        f"- features: {summary['features']}",
         "",
         "## Model",
         f"- `{model['name']}` with {json.dumps(model['params'])}, "

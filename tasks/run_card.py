@@ -14,6 +14,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from datasets.named_images import NAMED_IMAGES
 from datasets.registry import TABULAR, load_frame
 from tasks.config import ExportConfig
 
@@ -56,7 +59,18 @@ def sha256_of(path: Path) -> str:
 
 
 def data_fingerprint(data: str, problem: str) -> dict[str, str]:
-    """Where the data came from and its SHA-256 (a named dataset's frame, as CSV text)."""
+    """Where the data came from and its SHA-256.
+
+    A named table is hashed as CSV text, a named image set as its uint8 pixels then its class
+    ids, a file as its bytes, a folder as its files (relative paths and contents).
+    """
+    if data in NAMED_IMAGES:
+        arrays = NAMED_IMAGES[data].load()
+        digest = hashlib.sha256()
+        for array in (arrays.images, arrays.ids, arrays.test_images, arrays.test_ids):
+            if array is not None:
+                digest.update(np.ascontiguousarray(array).tobytes())
+        return {"source": f"named dataset '{data}'", "sha256": digest.hexdigest()}
     if data in TABULAR:
         frame, _, _ = load_frame(data, problem)
         text = frame.to_csv(index=False, lineterminator="\n").encode()

@@ -32,13 +32,10 @@ import tensorflow as tf
 import tasks
 import zoo
 from datasets.errors import InputError
-from datasets.preprocessing import TabularPreprocessor
 from datasets.registry import load_configured
-from datasets.tabular import TabularSchema, TabularSplits, encode_labels, features_from_frame
 from tasks import config as config_module
 from tasks import (
     distribute,
-    evaluation,
     export,
     inference,
     latency,
@@ -48,6 +45,7 @@ from tasks import (
 )
 from tasks.callbacks import standard_callbacks
 from tasks.config import TaskConfig, TrainConfig
+from tasks.inputs import ImageInputs, TableInputs, inputs_for
 
 SPLITS = ("train", "validation", "test")
 MAX_STEPS_PER_EXECUTION = 32
@@ -168,7 +166,7 @@ def _datasets(x: dict[str, np.ndarray], y: dict[str, np.ndarray], batch_size: in
 
 
 # Builder arguments the runner sets from the data; users set the rest with --set model.NAME=...
-RUNNER_ARGUMENTS = ("input_dim", "problem", "num_classes")
+RUNNER_ARGUMENTS = ("input_dim", "input_shape", "problem", "num_classes")
 
 
 def _validate_model(name: str, params: dict[str, Any]) -> None:
@@ -185,12 +183,13 @@ def _validate_model(name: str, params: dict[str, Any]) -> None:
                          f"settings: {', '.join(settable)} (set with --set model.NAME=VALUE).")
 
 
-def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
+def run(config: TaskConfig, splits: Any = None) -> RunResult:
     """Trains, evaluates, exports and reports one task run.
 
     Args:
         config: The resolved configuration.
-        splits: The data, if already loaded with `datasets.registry.load_configured`.
+        splits: The data, if already loaded with `datasets.registry.load_configured`
+            (`TabularSplits` or `ImageSplits`, as `config.inputs` says).
 
     Returns:
         The run directory and the metrics written to `metrics.json`.
@@ -214,23 +213,17 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
         raise InputError(str(error)) from None
     seed = config.runtime.seed
     keras.utils.set_random_seed(seed)
-    data = config.data
-    splits = splits or load_configured(data, config.problem, seed)
-    schema = splits.schema
-    print(f"data: {splits.name}: {len(splits.train)} train / {len(splits.validation)} validation "
-          f"/ {len(splits.test)} test rows; {len(schema.numeric)} numeric and "
-          f"{len(schema.categorical)} categorical features; target '{schema.target}'", flush=True)
-    frames = {"train": splits.train, "validation": splits.validation, "test": splits.test}
-    features = {name: features_from_frame(frame, schema, source=f"the {name} split")
-                for name, frame in frames.items()}
-    ids = {name: encode_labels(frame[schema.target], schema) for name, frame in frames.items()}
+    splits = splits or load_configured(config.data, config.problem, seed, config.inputs)
+    data = inputs_for(splits, config.inputs, config.data.max_categories)
+    print(data.describe(), flush=True)
+    features, ids = data.features, data.ids
     strategy = distribute.get_strategy(config.runtime.strategy)
     final_dir = Path(config.runtime.run_dir or default_run_dir(config.task))
     check_run_dir(final_dir)
 
     with staged_directory(final_dir) as run_dir:
         report.write_json(run_dir / "config.json", config.to_dict())
-        preprocessor = TabularPreprocessor(schema, data.max_categories).adapt(features["train"])
+        preprocessor = data.preprocessor(features["train"])
         x = {name: preprocessor.transform(features[name]) for name in ("train", "validation")}
         y = {name: presets.training_targets(config.problem, ids[name])
              for name in ("train", "validation")}
@@ -239,11 +232,12 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
             target_mean, target_std = float(y["train"].mean()), float(y["train"].std() or 1.0)
             y = {name: (values - target_mean) / target_std for name, values in y.items()}
         plan = plan_fit(len(x["train"]), config.train, strategy.num_replicas_in_sync)
+        labels = data.schema.labels
         with strategy.scope():
             network = zoo.build_model(
-                config.model.name, input_dim=preprocessor.width, problem=config.problem,
-                num_classes=len(schema.labels) if config.problem == "multiclass" else None,
-                **config.model.params)
+                config.model.name, problem=config.problem,
+                num_classes=len(labels) if config.problem == "multiclass" else None,
+                **preprocessor.builder_inputs(), **config.model.params)
             network.compile(**presets.compile_arguments(
                 config.problem, config.train.optimizer, config.train.learning_rate,
                 plan.steps_per_execution, config.train.loss))
@@ -257,9 +251,7 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
         outputs = {name: inference.keras_outputs(full, features[name])
                    for name in ("validation", "test")}
         scores = {name: preset.score(ids[name], outputs[name]) for name in outputs}
-        baselines = evaluation.score_baselines(
-            splits.train, splits.test, schema, seed, preset.baselines(schema, seed),
-            preset.baseline_output, preset.score)
+        baselines = data.baselines(preset, seed)
         export_started = time.perf_counter()
         exports = export.export_all(full, export.ExportInputs(
             held_out=features["test"], calibration=features["train"],
@@ -271,7 +263,7 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
         reference_latency = (latency.keras_reference(full, features["test"])
                              if exports and config.export.latency else {})
         export_seconds = time.perf_counter() - export_started
-        plots = _plots(run_dir, history, preset, ids["test"], outputs["test"], schema)
+        plots = _plots(run_dir, history, preset, ids["test"], outputs["test"], data)
         metrics = {
             "task": config.task,
             "problem": config.problem,
@@ -284,14 +276,14 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
                        "process_seconds": time.time() - tasks.PROCESS_START},
             "exports": exports,
             "latency": reference_latency,
-            "rows": {name: len(frame) for name, frame in frames.items()},
+            "rows": {name: len(values) for name, values in ids.items()},
         }
         if preset.per_class is not None:
-            metrics["per_class"] = preset.per_class(ids["test"], outputs["test"], schema.labels)
-        summary = _summary(splits, preprocessor, network, history)
+            metrics["per_class"] = preset.per_class(ids["test"], outputs["test"], labels)
+        summary = _summary(data, preprocessor, network, history)
         report.write_json(run_dir / "metrics.json", metrics)
         report.write_report(run_dir / "report.md", metrics, config.to_dict(), summary, plots)
-        report.write_json(run_dir / "schema.json", schema.to_dict())
+        report.write_json(run_dir / "schema.json", data.schema.to_dict())
         report.write_json(run_dir / "run_card.json", run_card.build_run_card(
             config.to_dict(), config.problem, run_dir, exports, config.export))
         warnings = export.check_parity(exports, config.export.parity_tolerance)
@@ -302,33 +294,25 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
 
 
 def _plots(run_dir: Path, history: pd.DataFrame, preset: presets.ProblemPreset,
-           y_true: np.ndarray, output: np.ndarray, schema: TabularSchema) -> list[str]:
+           y_true: np.ndarray, output: np.ndarray, data: TableInputs | ImageInputs) -> list[str]:
     plot_dir = run_dir / "plots"
     plot_dir.mkdir()
     report.plot_learning_curves(history, plot_dir / "learning_curves.png")
     names = ["plots/learning_curves.png"]
     predicted = preset.predicted_ids(output)
     for name in preset.plots:
-        if report.TEST_PLOTS[name](y_true, output, predicted, schema, plot_dir / f"{name}.png"):
+        if report.TEST_PLOTS[name](y_true, output, predicted, data.schema,
+                                   plot_dir / f"{name}.png"):
             names.append(f"plots/{name}.png")
-    return names
+    return names + data.extra_plots(output, predicted, plot_dir)
 
 
-def _summary(splits: TabularSplits, preprocessor: TabularPreprocessor, network: keras.Model,
+def _summary(data: TableInputs | ImageInputs, preprocessor: Any, network: keras.Model,
              history: pd.DataFrame) -> dict[str, Any]:
-    schema = splits.schema
     best = int(history["val_loss"].idxmin()) + 1 if "val_loss" in history else len(history)
     return {
-        "rows": {"train": len(splits.train), "validation": len(splits.validation),
-                 "test": len(splits.test)},
-        "target": schema.target,
-        "labels": schema.labels,
-        "target_range": [float(splits.train[schema.target].min()),
-                         float(splits.train[schema.target].max())]
-        if schema.problem == "regression" else None,
-        "numeric": len(schema.numeric),
-        "categorical": len(schema.categorical),
-        "width": preprocessor.width,
+        "rows": {name: len(values) for name, values in data.ids.items()},
+        **data.summary(preprocessor),
         "parameters": network.count_params(),
         "epochs_run": len(history),
         "best_epoch": best,

@@ -11,13 +11,14 @@ def check_problem(problem: str, num_classes: int | None = None) -> None:
     """Validates a problem name and its class count.
 
     Raises:
-        ValueError: For an unknown problem or a multiclass problem without at least 3 classes.
+        ValueError: For an unknown problem or a multiclass problem without at least 2 classes
+            (two-class tables use the binary head; image tasks use softmax for any count).
     """
     if problem not in PROBLEMS:
         raise ValueError(f"Unknown problem {problem!r}; choose one of {PROBLEMS}. "
                          f"Received: problem={problem!r}")
-    if problem == "multiclass" and (num_classes is None or num_classes < 3):
-        raise ValueError("A multiclass head needs num_classes >= 3 (use problem='binary' for two). "
+    if problem == "multiclass" and (num_classes is None or num_classes < 2):
+        raise ValueError("A multiclass head needs num_classes >= 2 (a softmax over the classes). "
                          f"Received: num_classes={num_classes}")
 
 

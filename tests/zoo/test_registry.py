@@ -71,5 +71,5 @@ def test_register_model_makes_a_builder_buildable_by_name():
 def test_heads_reject_unknown_problem_and_too_few_classes():
     with pytest.raises(ValueError, match="Unknown problem 'ranking'"):
         zoo.build_model("mlp", input_dim=3, problem="ranking")
-    with pytest.raises(ValueError, match="num_classes >= 3"):
-        zoo.build_model("mlp", input_dim=3, problem="multiclass", num_classes=2)
+    with pytest.raises(ValueError, match="num_classes >= 2"):
+        zoo.build_model("mlp", input_dim=3, problem="multiclass", num_classes=1)

@@ -1,0 +1,145 @@
+"""What the runner needs to know about a task's kind of input: tables or images.
+
+The runner (tasks/runner.py) is one path for every task; the few steps that depend on the kind
+of input are methods here:
+
+* raw features of a split: `{column: values}` from the CSV, or `{"image": uint8 (N, H, W, C)}`;
+* preprocessing fitted on the training split: an adapted `TabularPreprocessor`, or an
+  `ImagePreprocessor` (nothing to adapt: a uint8 cast before the network);
+* scikit-learn baselines: majority, linear and gradient boosting on the columns, or majority,
+  logistic regression and an RBF SVM on the pixels;
+* extra test plots: none, or a grid of misclassified images.
+
+Everything else (build, compile, fit, score, export, report) is shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datasets.image_preprocessing import INPUT_NAME, ImagePreprocessor, ImageSchema
+from datasets.preprocessing import TabularPreprocessor
+from datasets.tabular import TabularSplits, encode_labels, features_from_frame
+from tasks import evaluation, report
+from tasks.presets import ProblemPreset
+
+SPLITS = ("train", "validation", "test")
+
+
+class TableInputs:
+    """A table's splits as the runner uses them.
+
+    Args:
+        splits: The loaded, validated splits.
+        max_categories: Most frequent categories kept per categorical column.
+    """
+
+    def __init__(self, splits: TabularSplits, max_categories: int):
+        self.splits = splits
+        self.schema = splits.schema
+        self.name = splits.name
+        self.max_categories = max_categories
+        frames = self._frames()
+        self.features = {name: features_from_frame(frame, self.schema, source=f"the {name} split")
+                         for name, frame in frames.items()}
+        self.ids = {name: encode_labels(frame[self.schema.target], self.schema)
+                    for name, frame in frames.items()}
+
+    def _frames(self) -> dict[str, Any]:
+        return {"train": self.splits.train, "validation": self.splits.validation,
+                "test": self.splits.test}
+
+    def describe(self) -> str:
+        """The run's first progress line."""
+        rows = " / ".join(f"{len(self.ids[name])} {name}" for name in SPLITS)
+        return (f"data: {self.name}: {rows} rows; {len(self.schema.numeric)} numeric and "
+                f"{len(self.schema.categorical)} categorical features; target "
+                f"'{self.schema.target}'")
+
+    def preprocessor(self, train_features: dict[str, np.ndarray]) -> TabularPreprocessor:
+        """Preprocessing adapted on `train_features` only."""
+        return TabularPreprocessor(self.schema, self.max_categories).adapt(train_features)
+
+    def baselines(self, preset: ProblemPreset, seed: int) -> dict[str, dict[str, float]]:
+        """The problem's baselines fitted on the training rows, scored on the test rows."""
+        return evaluation.score_baselines(
+            self.splits.train, self.splits.test, self.schema, seed,
+            preset.baselines(self.schema, seed), preset.baseline_output, preset.score)
+
+    def summary(self, preprocessor: TabularPreprocessor) -> dict[str, Any]:
+        """The report's data facts."""
+        train = self.splits.train[self.schema.target]
+        return {
+            "target": self.schema.target,
+            "labels": self.schema.labels,
+            "target_range": ([float(train.min()), float(train.max())]
+                             if self.schema.problem == "regression" else None),
+            "features": f"{len(self.schema.numeric)} numeric, {len(self.schema.categorical)} "
+                        f"categorical ({preprocessor.width} model inputs after preprocessing)",
+        }
+
+    def extra_plots(self, output: np.ndarray, predicted: np.ndarray, plot_dir: Path) -> list[str]:
+        """Input-specific test plots (none for tables)."""
+        return []
+
+
+class ImageInputs:
+    """An image dataset's splits as the runner uses them.
+
+    Args:
+        splits: A `datasets.images.ImageSplits`.
+    """
+
+    def __init__(self, splits: Any):
+        self.splits = splits
+        self.name = splits.name
+        self.schema = ImageSchema(labels=list(splits.labels), image_size=splits.image_size,
+                                  channels=splits.channels)
+        sets = {name: getattr(splits, name) for name in SPLITS}
+        self.features = {name: {INPUT_NAME: images.images} for name, images in sets.items()}
+        self.ids = {name: images.labels.astype("int64") for name, images in sets.items()}
+
+    def describe(self) -> str:
+        """The run's first progress line."""
+        height, width = self.schema.image_size
+        rows = " / ".join(f"{len(self.ids[name])} {name}" for name in SPLITS)
+        kind = "grayscale" if self.schema.channels == 1 else "RGB"
+        skipped = (f"; skipped {len(self.splits.skipped)} unreadable files"
+                   if self.splits.skipped else "")
+        return (f"data: {self.name}: {rows} images; {height}x{width} {kind}; "
+                f"{len(self.schema.labels)} classes{skipped}")
+
+    def preprocessor(self, train_features: dict[str, np.ndarray]) -> ImagePreprocessor:
+        """Nothing to adapt: rescaling and augmentation are layers of the network."""
+        return ImagePreprocessor(self.schema)
+
+    def baselines(self, preset: ProblemPreset, seed: int) -> dict[str, dict[str, float]]:
+        """Pixel baselines fitted on the training images, scored on the test images."""
+        return evaluation.score_image_baselines(
+            self.features["train"][INPUT_NAME], self.ids["train"],
+            self.features["test"][INPUT_NAME], self.ids["test"], seed, preset.score)
+
+    def summary(self, preprocessor: ImagePreprocessor) -> dict[str, Any]:
+        """The report's data facts."""
+        height, width = self.schema.image_size
+        return {"target": self.schema.target, "labels": self.schema.labels,
+                "target_range": None,
+                "features": f"{height}x{width} pixels, {self.schema.channels} channel(s), "
+                            "taken as raw uint8"
+                            + (f"; {len(self.splits.skipped)} unreadable files skipped"
+                               if self.splits.skipped else "")}
+
+    def extra_plots(self, output: np.ndarray, predicted: np.ndarray, plot_dir: Path) -> list[str]:
+        """A grid of misclassified test images."""
+        drawn = report.plot_misclassified(self.features["test"][INPUT_NAME], self.ids["test"],
+                                          predicted, output, self.schema.labels,
+                                          plot_dir / "misclassified.png")
+        return ["plots/misclassified.png"] if drawn else []
+
+
+def inputs_for(splits: Any, inputs: str, max_categories: int) -> TableInputs | ImageInputs:
+    """Wraps loaded splits for the runner (`inputs` is `TaskConfig.inputs`)."""
+    return ImageInputs(splits) if inputs == "images" else TableInputs(splits, max_categories)
