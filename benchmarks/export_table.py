@@ -8,7 +8,7 @@ on one row in the same process, so machine noise cancels out of the ratios.
 Goals (issue 8): int8 file at most 0.3x the float32 TFLite bytes with at most 0.5 point accuracy
 drop; single-row LiteRT at least 20x faster than `model.predict`.
 
-    python benchmarks/export_table.py [--datasets smartwatch,wine,store_sales] [--write]
+    python benchmarks/export_table.py [--datasets smartwatch,wine,store_sales,digits] [--write]
 """
 
 from __future__ import annotations
@@ -24,16 +24,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from doc_section import write_section  # noqa: E402
 
+from datasets.named_images import NAMED_IMAGES  # noqa: E402
 from datasets.registry import TABULAR  # noqa: E402
-from tasks import binary_classify, latency, multiclass_classify, regression, runner  # noqa: E402
+from tasks import (  # noqa: E402
+    binary_classify,
+    image_classify,
+    latency,
+    multiclass_classify,
+    regression,
+    runner,
+)
 from tasks.cli import config_from_args  # noqa: E402
 
 TASKS = {"binary": binary_classify, "multiclass": multiclass_classify, "regression": regression}
-DATASETS = ("smartwatch", "wine", "store_sales")
+DATASETS = ("smartwatch", "wine", "store_sales", "digits")
 
 
 def measure(name: str, work: Path) -> dict:
-    task = TASKS[TABULAR[name].problem]
+    task = image_classify if name in NAMED_IMAGES else TASKS[TABULAR[name].problem]
     config = config_from_args(task.default_config, ["--data", name, "--export", "all",
                                                     "--run-dir", str(work / name)],
                               task.__name__, "")
