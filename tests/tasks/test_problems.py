@@ -131,14 +131,20 @@ def test_multiclass_metrics_per_class_table_and_exports(multiclass_run):
     assert metrics["test"]["accuracy"] > 0.8
 
 
-def test_multiclass_predictions_in_the_users_labels(multiclass_run, tmp_path):
-    run_dir, data = multiclass_run
+def predictions_of_every_format(run_dir: Path, data: Path, folder: Path) -> dict:
+    """`tasks.predict --format X` for every export format, as data frames."""
     outputs = {}
     for artifact in EXPORT_FORMATS:
-        path = tmp_path / f"{artifact}.csv"
+        path = folder / f"{artifact}.csv"
         assert predict.main(["--run-dir", str(run_dir), "--data", str(data), "--format",
                              artifact, "--output", str(path)]) == 0
         outputs[artifact] = pd.read_csv(path)
+    return outputs
+
+
+def test_multiclass_predictions_in_the_users_labels(multiclass_run, tmp_path):
+    run_dir, data = multiclass_run
+    outputs = predictions_of_every_format(run_dir, data, tmp_path)
     reference = outputs["keras"]
     assert set(reference["predicted_species"]) <= {3, 7, 11}
     probabilities = reference[["probability_3", "probability_7", "probability_11"]]
@@ -158,12 +164,8 @@ def test_multiclass_predictions_in_the_users_labels(multiclass_run, tmp_path):
 
 def test_regression_predictions_from_every_format(regression_run, tmp_path):
     run_dir, data = regression_run
-    outputs = {}
-    for artifact in EXPORT_FORMATS:
-        path = tmp_path / f"{artifact}.csv"
-        assert predict.main(["--run-dir", str(run_dir), "--data", str(data), "--format",
-                             artifact, "--output", str(path)]) == 0
-        outputs[artifact] = pd.read_csv(path)["predicted_sales"].to_numpy()
+    outputs = {name: frame["predicted_sales"].to_numpy()
+               for name, frame in predictions_of_every_format(run_dir, data, tmp_path).items()}
     spread = outputs["keras"].std()
     for other in FLOAT_FORMATS:
         np.testing.assert_allclose(outputs[other], outputs["keras"], atol=1e-4 * spread)
