@@ -70,8 +70,8 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
                           help="also write TensorBoard logs to RUN_DIR/logs")
     tune = parser.add_argument_group(
         "hyperparameter search (docs/tuning.md)",
-        "Searches the model's declared space on the validation split, then refits the best "
-        "configuration on train + validation. --set model.NAME or train.NAME fixes that "
+        "Searches the model's declared space on the validation split, then refits the best\n"
+        "configuration on train + validation. --set model.NAME or train.NAME fixes that\n"
         "hyperparameter; --set tune.space.NAME=[low,high] narrows it.")
     tune.add_argument("--tune", action="store_true", help="search hyperparameters first")
     tune.add_argument("--trials", type=int,

@@ -378,8 +378,10 @@ def run(config: TaskConfig, splits: TabularSplits | None = None) -> RunResult:
         outputs = {name: inference.keras_outputs(full, features[name])
                    for name in (("test",) if tuned else SEARCH_SPLITS + ("test",))}
         scores = {name: preset.score(ids[name], outputs[name]) for name in outputs}
+        # Baselines learn from the rows the network's weights did.
+        fitted_rows = pd.concat([splits.train, splits.validation]) if tuned else splits.train
         baselines = evaluation.score_baselines(
-            splits.train, splits.test, schema, seed, preset.baselines(schema, seed),
+            fitted_rows, splits.test, schema, seed, preset.baselines(schema, seed),
             preset.baseline_output, preset.score)
         exports = export.export_all(full, data.preprocessor, features["test"], run_dir,
                                     config.export.formats, config.export.parity_tolerance,

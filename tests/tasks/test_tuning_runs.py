@@ -49,8 +49,15 @@ def tuned_run(user_csv, tmp_path_factory):
                      "epochs": train.epochs})
         return original(network, x, y, plan, train, *args, **kwargs)
 
+    score_baselines = runner.evaluation.score_baselines
+
+    def recording_baselines(train, *args, **kwargs):
+        fits.append({"baselines": len(train)})
+        return score_baselines(train, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runner, "fit_network", recording_fit)
+        patch.setattr(runner.evaluation, "score_baselines", recording_baselines)
         assert main(search_args(user_csv, run_dir)) == 0
     return run_dir, fits
 
@@ -114,8 +121,11 @@ def test_the_search_sees_only_train_and_validation_rows_and_the_refit_both(tuned
                                       features["validation"][column]])
               for column in features["train"]}
     refit = TabularPreprocessor(splits.schema).adapt(merged)
-    searched = [fit for fit in fits if "validation" in fit["x"]]
-    refits = [fit for fit in fits if "validation" not in fit["x"]]
+    searched = [fit for fit in fits if "x" in fit and "validation" in fit["x"]]
+    refits = [fit for fit in fits if "x" in fit and "validation" not in fit["x"]]
+    # The baselines, like the refit, learn from train + validation.
+    assert [fit["baselines"] for fit in fits if "baselines" in fit] == [
+        len(splits.train) + len(splits.validation)]
     # Every trial plus the default configuration; then the default's and the best's refits.
     assert len(searched) == TRIALS + 1 and len(refits) == 2
     for fit in searched:
