@@ -18,6 +18,7 @@ from tasks.config import (
     EXPORT_FORMATS,
     OPTIMIZERS,
     STRATEGIES,
+    TUNERS,
     TaskConfig,
     apply_mapping,
     apply_override,
@@ -87,6 +88,19 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
                           help=f"tf.distribute strategy (default: {defaults.runtime.strategy})")
     training.add_argument("--tensorboard", action="store_true",
                           help="also write TensorBoard logs to RUN_DIR/logs")
+    tune = parser.add_argument_group(
+        "hyperparameter search (docs/tuning.md)",
+        "Searches the model's declared space on the validation split, then refits the best\n"
+        "configuration on train + validation. --set model.NAME or train.NAME fixes that\n"
+        "hyperparameter; --set tune.space.NAME=[low,high] narrows it.")
+    tune.add_argument("--tune", action="store_true", help="search hyperparameters first")
+    tune.add_argument("--trials", type=int,
+                      help=f"most trials (default: {defaults.tune.trials})")
+    tune.add_argument("--tuner", choices=TUNERS, help=f"(default: {defaults.tune.tuner})")
+    tune.add_argument("--max-epochs", type=int,
+                      help=f"most epochs per trial (default: {defaults.tune.max_epochs})")
+    tune.add_argument("--overwrite", action="store_true",
+                      help="start the search over instead of resuming the run directory's")
     output = parser.add_argument_group("output")
     output.add_argument("--export", metavar="LIST",
                         help=f"comma list of {', '.join(EXPORT_FORMATS)}; 'all' or 'none' "
@@ -106,8 +120,20 @@ FLAG_SETTINGS = {
     "positive_label": "data.positive_label", "model": "model.name", "epochs": "train.epochs",
     "batch_size": "train.batch_size", "learning_rate": "train.learning_rate",
     "optimizer": "train.optimizer", "seed": "runtime.seed", "strategy": "runtime.strategy",
-    "run_dir": "runtime.run_dir",
+    "run_dir": "runtime.run_dir", "trials": "tune.trials", "tuner": "tune.tuner",
+    "max_epochs": "tune.max_epochs",
 }
+SEARCH_FLAGS = ("trials", "tuner", "max_epochs", "overwrite")
+
+
+def _explicit_settings(key: str, value: object) -> list[str]:
+    """The `model.NAME` / `train.NAME` settings an override sets; a search keeps them fixed."""
+    if key == "model.params" and isinstance(value, dict):
+        return [f"model.{name}" for name in value]
+    section, _, name = key.partition(".")
+    if section == "model" and name not in ("name", "params"):
+        return [f"model.{name.removeprefix('params.')}"]
+    return [key] if section == "train" else []
 
 
 def parse_image_size(text: str) -> list[int]:
@@ -148,10 +174,12 @@ def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[st
         if not isinstance(mapping, dict):
             raise InputError(f"config file '{path}' should hold a JSON object of settings.")
         apply_mapping(config, mapping, source=str(path))
+    explicit: list[str] = []
     for flag, key in FLAG_SETTINGS.items():
         value = getattr(args, flag, None)
         if value is not None:
             apply_override(config, key, value)
+            explicit += _explicit_settings(key, value)
     if getattr(args, "image_size", None):
         config.data.image_size = parse_image_size(args.image_size)
     if getattr(args, "skip_bad_images", False):
@@ -170,7 +198,21 @@ def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[st
         if not separator:
             raise InputError(f"--set takes KEY=VALUE, e.g. --set train.epochs=50. "
                              f"Received: --set {item}")
-        apply_override(config, key.strip(), parse_value(value.strip()))
+        key, value = key.strip(), parse_value(value.strip())
+        apply_override(config, key, value)
+        explicit += _explicit_settings(key, value)
+    if args.tune:
+        config.tune.enabled = True
+    if args.overwrite:
+        config.tune.overwrite = True
+    given = [flag for flag in SEARCH_FLAGS if getattr(args, flag) not in (None, False)]
+    if given and not config.tune.enabled:
+        flags = ", ".join("--" + flag.replace("_", "-") for flag in given)
+        raise InputError(f"{flags} only apply to a hyperparameter search. Add --tune, or drop "
+                         f"{flags}.")
+    if config.tune.enabled:
+        config.tune.fixed += [key for key in dict.fromkeys(explicit)
+                              if key not in config.tune.fixed]
     validate(config)
     return config
 

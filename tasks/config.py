@@ -32,6 +32,7 @@ EXPORT_FORMATS = {
 DEFAULT_EXPORTS = ("keras", "savedmodel", "tflite", "tflite_int8")
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 STRATEGIES = ("auto", "default", "mirrored")
+TUNERS = ("random", "hyperband", "bayesian")
 
 
 @dataclass
@@ -137,6 +138,31 @@ class ExportConfig:
 
 
 @dataclass
+class TuneConfig:
+    """Hyperparameter search (`--tune`); see docs/tuning.md.
+
+    Attributes:
+        enabled: Search before the final fit.
+        trials: Most trials (model configurations) to try.
+        tuner: `random` (random search), `hyperband` or `bayesian` (Gaussian process).
+        max_epochs: Most epochs per trial; early stopping on validation usually ends sooner.
+        overwrite: Start the search over, discarding the tuner state in the run directory.
+        space: Narrows the model's declared search space, by hyperparameter name: `[low, high]`
+            narrows a range, a list narrows a choice, a single value fixes it.
+        fixed: Settings (`model.NAME`, `train.NAME`) the command line set explicitly; they are
+            kept at their configured value instead of searched.
+    """
+
+    enabled: bool = False
+    trials: int = 20
+    tuner: str = "random"
+    max_epochs: int = 50
+    overwrite: bool = False
+    space: dict[str, Any] = field(default_factory=dict)
+    fixed: list[str] = field(default_factory=list)
+
+
+@dataclass
 class TaskConfig:
     """Everything a run needs.
 
@@ -155,13 +181,14 @@ class TaskConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the configuration as a JSON-ready dict."""
         return dataclasses.asdict(self)
 
 
-SECTIONS = ("data", "model", "train", "runtime", "export")
+SECTIONS = ("data", "model", "train", "runtime", "export", "tune")
 
 
 def _field_types(section: object) -> dict[str, Any]:
@@ -222,7 +249,8 @@ def apply_override(config: TaskConfig, key: str, value: Any) -> None:
     """Sets `section.name` on `config`, checking the key and converting the value's type.
 
     Keys under `model.` that are not `name` or `params` go into `model.params` (the builder's
-    keyword arguments), so `model.dropout_rate=0.2` works.
+    keyword arguments), so `model.dropout_rate=0.2` works; `tune.space.NAME` sets one entry of
+    `tune.space`.
 
     Raises:
         InputError: For an unknown section or key, or a value of the wrong type.
@@ -235,6 +263,9 @@ def apply_override(config: TaskConfig, key: str, value: Any) -> None:
     if section_name == "model" and name not in ("name", "params"):
         name = name.removeprefix("params.")
         section.params[name] = value
+        return
+    if section_name == "tune" and name.startswith("space."):
+        section.space[name.removeprefix("space.")] = value
         return
     hints = _field_types(section)
     if name not in hints:
@@ -299,6 +330,12 @@ def validate(config: TaskConfig) -> None:
          "export.min_label_agreement must be between 0 and 1", config.export.min_label_agreement),
         (config.export.max_metric_drop >= 0, "export.max_metric_drop must be >= 0",
          config.export.max_metric_drop),
+        (config.tune.trials >= 1, "tune.trials (--trials) must be at least 1",
+         config.tune.trials),
+        (config.tune.tuner in TUNERS,
+         f"tune.tuner (--tuner) must be one of {', '.join(TUNERS)}", config.tune.tuner),
+        (config.tune.max_epochs >= 1, "tune.max_epochs (--max-epochs) must be at least 1",
+         config.tune.max_epochs),
     ]
     for ok, message, received in checks:
         if not ok:

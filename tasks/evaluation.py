@@ -169,8 +169,9 @@ def score_baselines(
     """Fits each baseline on the training split and scores it on the test split.
 
     Baselines see exactly the rows the network's weights were fitted on (not the validation
-    rows, which the network uses only for early stopping), and are scored with the same metric
-    function on the same test rows.
+    rows, which the network uses only for early stopping; with them after a search, whose refit
+    trains on train + validation), and are scored with the same metric function on the same
+    test rows.
     """
     return fit_and_score(
         _baseline_frame(train, schema), encode_labels(train[schema.target], schema),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from datasets.image_preprocessing import INPUT_NAME, ImagePreprocessor, ImageSchema
 from datasets.preprocessing import TabularPreprocessor
@@ -63,11 +64,17 @@ class TableInputs:
         """Preprocessing adapted on `train_features` only."""
         return TabularPreprocessor(self.schema, self.max_categories).adapt(train_features)
 
-    def baselines(self, preset: ProblemPreset, seed: int) -> dict[str, dict[str, float]]:
-        """The problem's baselines fitted on the training rows, scored on the test rows."""
+    def baselines(self, preset: ProblemPreset, seed: int,
+                  with_validation: bool = False) -> dict[str, dict[str, float]]:
+        """The problem's baselines, fitted on the training rows, scored on the test rows.
+
+        After a search the network is refit on train + validation, and so are the baselines.
+        """
+        train = (pd.concat([self.splits.train, self.splits.validation]) if with_validation
+                 else self.splits.train)
         return evaluation.score_baselines(
-            self.splits.train, self.splits.test, self.schema, seed,
-            preset.baselines(self.schema, seed), preset.baseline_output, preset.score)
+            train, self.splits.test, self.schema, seed, preset.baselines(self.schema, seed),
+            preset.baseline_output, preset.score)
 
     def summary(self, preprocessor: TabularPreprocessor) -> dict[str, Any]:
         """The report's data facts."""
@@ -116,10 +123,16 @@ class ImageInputs:
         """Nothing to adapt: rescaling and augmentation are layers of the network."""
         return ImagePreprocessor(self.schema)
 
-    def baselines(self, preset: ProblemPreset, seed: int) -> dict[str, dict[str, float]]:
-        """Pixel baselines fitted on the training images, scored on the test images."""
+    def baselines(self, preset: ProblemPreset, seed: int,
+                  with_validation: bool = False) -> dict[str, dict[str, float]]:
+        """Pixel baselines, fitted on the training images, scored on the test images.
+
+        After a search the network is refit on train + validation, and so are the baselines.
+        """
+        splits = ("train", "validation") if with_validation else ("train",)
         return evaluation.score_image_baselines(
-            self.features["train"][INPUT_NAME], self.ids["train"],
+            np.concatenate([self.features[name][INPUT_NAME] for name in splits]),
+            np.concatenate([self.ids[name] for name in splits]),
             self.features["test"][INPUT_NAME], self.ids["test"], seed, preset.score)
 
     def summary(self, preprocessor: ImagePreprocessor) -> dict[str, Any]:

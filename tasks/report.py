@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # files only; never needs a screen
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 from sklearn.metrics import (  # noqa: E402
     ConfusionMatrixDisplay,
     PredictionErrorDisplay,
@@ -58,6 +59,37 @@ def plot_learning_curves(history: pd.DataFrame, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def plot_learning_rate_search(trials: pd.DataFrame, objective: str, tuning: dict[str, Any],
+                              path: Path) -> bool:
+    """Each trial's validation score against its learning rate (log axis), best and default marked.
+
+    Returns False (nothing drawn) when the search did not vary the learning rate.
+
+    Args:
+        trials: The search's `trials.csv` table.
+        objective: Its score column (lower is better).
+        tuning: The `tuning` section of metrics.json (best trial, the default's score).
+        path: Where the PNG goes.
+    """
+    if "learning_rate" not in trials or trials["learning_rate"].nunique() < 2:
+        return False
+    done = trials[(trials["status"] == "COMPLETED") & np.isfinite(trials[objective])]
+    best = done[done["trial"] == tuning["best_trial"]]
+    default = tuning["default"]
+    figure, axis = plt.subplots(figsize=(5.5, 4))
+    axis.scatter(done["learning_rate"], done[objective], alpha=0.7, label="trial")
+    axis.scatter(best["learning_rate"], best[objective], marker="*", s=250, color="tab:red",
+                 label=f"best (trial {tuning['best_trial']})")
+    axis.scatter([default["settings"]["learning_rate"]], [default["validation_loss"]],
+                 marker="x", s=80, color="black", label="default configuration")
+    axis.set_xscale("log")
+    axis.xaxis.set_minor_formatter(NullFormatter())  # labels only at powers of ten
+    axis.set_xlabel("learning rate (log scale)")
+    axis.set_ylabel(f"{objective.replace('_', ' ')} (lower is better)")
+    axis.legend()
+    return _save(figure, axis, "search: validation score against learning rate", path)
 
 
 def _save(figure: Any, axis: Any, title: str, path: Path) -> bool:
@@ -220,14 +252,58 @@ def export_section(metrics: dict[str, Any], settings: dict[str, Any]) -> list[st
     return lines
 
 
+def _setting(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else json.dumps(value).strip('"')
+
+
+def _search_section(metrics: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """The "Hyperparameter search" section: how it ran, best vs default settings and test."""
+    tuning = metrics.get("tuning")
+    if not tuning:
+        return []
+    best, default = tuning["best"], tuning["default"]
+    names = list(metrics["test"])
+    settings = [[name, _setting(default["settings"][name]), _setting(value)]
+                for name, value in best["settings"].items()]
+    rows = [[f"**best** (trial {tuning['best_trial']})", best["validation_loss"],
+             best["best_epoch"], *[metrics["test"][name] for name in names]],
+            ["default", default["validation_loss"], default["best_epoch"],
+             *[default["test"][name] for name in names]]]
+    pace = (f"{tuning['trials_run']} trials run, {tuning['trials_per_minute']:.1f} per minute"
+            if tuning["trials_run"] else "resumed with no trials left to run")
+    return [
+        "## Hyperparameter search",
+        f"{tuning['tuner']} search, {tuning['trials']} trials of up to {tuning['max_epochs']} "
+        f"epochs: each trained on the {summary['rows']['train']} training rows and scored on the "
+        f"{summary['rows']['validation']} validation rows by validation loss (the problem's loss "
+        "without the weight penalty). The test rows were not used. "
+        f"{tuning['search_seconds']:.1f} s in this run ({pace}). Every trial is in `trials.csv`, "
+        "the best in `best_hyperparameters.json`.",
+        "",
+        _table(settings, ["setting", "default", "best"]),
+        "",
+        "Each configuration was refit on train + validation "
+        f"({tuning['refit']['rows']} rows, preprocessing re-adapted on them) for the number of "
+        "epochs its validation run kept, then scored on the same test rows:",
+        "",
+        _table(rows, ["configuration", "validation loss", "epochs",
+                      *[f"test {name}" for name in names]]),
+        "",
+    ]
+
+
 def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
                  summary: dict[str, Any], plots: list[str]) -> None:
-    """Writes `report.md`: data, model, test metrics vs baselines, exports, plots."""
+    """Writes `report.md`: data, model, test metrics vs baselines, search, exports, plots."""
     names = list(metrics["test"])
     rows = [["**model**", *[metrics["test"][name] for name in names]]]
     rows += [[name, *[scores.get(name, float("nan")) for name in names]]
              for name, scores in metrics["baselines"].items()]
-    model = config["model"]
+    model, train = config["model"], summary["train"]
+    fit = (f"refit on train + validation for {summary['epochs_run']} epochs"
+           if summary["refit"] else
+           f"trained {summary['epochs_run']} epochs (best validation loss at epoch "
+           f"{summary['best_epoch']})")
     text = [
         f"# {metrics['task']} on {metrics['dataset']}",
         "",
@@ -243,12 +319,11 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
         f"- features: {summary['features']}",
         "",
         "## Model",
-        f"- `{model['name']}` with {json.dumps(model['params'])}, "
-        f"{summary['parameters']:,} parameters",
-        f"- {config['train']['optimizer']} at learning rate {config['train']['learning_rate']}, "
-        f"batch {config['train']['batch_size']}; trained {summary['epochs_run']} epochs "
-        f"(best validation loss at epoch {summary['best_epoch']}) in "
-        f"{metrics['timing']['fit_seconds']:.1f} s",
+        f"- `{model['name']}` with {json.dumps(summary['model_params'])}, "
+        f"{summary['parameters']:,} parameters" + (" (the search's best)" if summary["refit"]
+                                                   else ""),
+        f"- {train['optimizer']} at learning rate {train['learning_rate']:.3g}, batch "
+        f"{train['batch_size']}; {fit} in {metrics['timing']['fit_seconds']:.1f} s",
         "",
         "## Test metrics against baselines",
         "All scored with scikit-learn on the same test rows; baselines fitted on the same "
@@ -261,6 +336,7 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
                     int(row["support"])] for row in metrics["per_class"]],
                   ["class", "precision", "recall", "f1", "support"]), ""]
           if metrics.get("per_class") else []),
+        *_search_section(metrics, summary),
         *export_section(metrics, config["export"]),
         "## Plots",
         *[f"![{Path(plot).stem}]({plot})" for plot in plots],

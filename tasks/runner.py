@@ -12,10 +12,13 @@ as `<run-dir>.failed` for inspection).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,13 +45,16 @@ from tasks import (
     presets,
     report,
     run_card,
+    tuning,
 )
 from tasks.callbacks import standard_callbacks
 from tasks.config import TaskConfig, TrainConfig
 from tasks.inputs import ImageInputs, TableInputs, inputs_for
 
 SPLITS = ("train", "validation", "test")
+SEARCH_SPLITS = ("train", "validation")
 MAX_STEPS_PER_EXECUTION = 32
+TUNER_DIR = "tuner"
 
 
 @dataclass
@@ -79,18 +85,47 @@ def check_run_dir(path: Path) -> None:
                          "replaces its folder. Pass a new or empty folder.")
 
 
+def newest_state(final: Path, name: str) -> Path | None:
+    """The newest `name` folder left by a run of `final`: killed, failed or finished.
+
+    Candidates are `<final>.partial/name` (a killed run), `<final>.failed/name` and `final/name`;
+    the newest is the one whose files changed last.
+    """
+    final = final.resolve()
+    candidates = [folder / name for folder in (final.with_name(f"{final.name}.partial"),
+                                               final.with_name(f"{final.name}.failed"), final)]
+    found = [path for path in candidates if path.is_dir()]
+
+    def changed(path: Path) -> float:
+        return max((item.stat().st_mtime for item in path.rglob("*")),
+                   default=path.stat().st_mtime)
+
+    return max(found, key=changed, default=None)
+
+
 @contextmanager
-def staged_directory(final: Path) -> Iterator[Path]:
-    """Yields an empty staging folder that replaces `final` only if the block succeeds.
+def staged_directory(final: Path, carry: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yields a staging folder that replaces `final` only if the block succeeds.
 
     On failure the staging folder is renamed `<final>.failed` (replacing an older one) and
     `final`, if it holds an earlier run, is left untouched.
+
+    Args:
+        final: The run directory.
+        carry: Folders the new stage starts with: the `newest_state` of each (a search's tuner
+            state survives a kill, a failure or a finished run). Everything else starts empty.
     """
     final = final.resolve()
     final.parent.mkdir(parents=True, exist_ok=True)
     stage = final.with_name(f"{final.name}.partial")
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
+    sources = {name: newest_state(final, name) for name in carry}
+    stage.mkdir(exist_ok=True)
+    for item in stage.iterdir():
+        if sources.get(item.name) != item:
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+    for name, source in sources.items():
+        if source is not None and source != stage / name:
+            shutil.copytree(source, stage / name)
     try:
         yield stage
     except BaseException:
@@ -134,6 +169,9 @@ def fit_network(network: keras.Model, x: dict[str, np.ndarray], y: dict[str, np.
                 progress: bool = True) -> float:
     """Fits a compiled network on preprocessed `x["train"]`, validating on `x["validation"]`.
 
+    Without a `"validation"` entry (a refit on train + validation) nothing is validated, so the
+    train settings should turn early stopping and learning-rate reduction off.
+
     Returns:
         The seconds `fit` took. The per-epoch history is in `run_dir / "history.csv"`.
     """
@@ -160,6 +198,8 @@ def _datasets(x: dict[str, np.ndarray], y: dict[str, np.ndarray], batch_size: in
     train = (tf.data.Dataset.from_tensor_slices((x["train"], y["train"])).cache()
              .shuffle(rows, seed=seed, reshuffle_each_iteration=True).repeat()
              .batch(batch_size).with_options(options))
+    if "validation" not in x:
+        return train, None
     validation = (tf.data.Dataset.from_tensor_slices((x["validation"], y["validation"]))
                   .batch(max(1, min(len(x["validation"]), 8192))).cache().with_options(options))
     return train, validation
@@ -183,8 +223,102 @@ def _validate_model(name: str, params: dict[str, Any]) -> None:
                          f"settings: {', '.join(settable)} (set with --set model.NAME=VALUE).")
 
 
+@dataclass
+class TrainingData:
+    """Preprocessed matrices for a fit, and the preprocessing adapted on their training rows.
+
+    Attributes:
+        preprocessor: Adapted on the rows of `x["train"]` only.
+        x: `"train"` and, unless this is a refit, `"validation"` feature matrices.
+        y: The matching targets (standardized for regression).
+        target_mean: Mean of the training targets, when the network learns them standardized.
+        target_std: Their standard deviation (the network's output times this, plus the mean,
+            is in the target's units).
+    """
+
+    preprocessor: Any  # datasets' TabularPreprocessor or ImagePreprocessor
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    target_mean: float = 0.0
+    target_std: float = 1.0
+
+
+def prepare_training_data(problem: str, data: TableInputs | ImageInputs,
+                          features: dict[str, dict[str, np.ndarray]],
+                          ids: dict[str, np.ndarray]) -> TrainingData:
+    """Adapts preprocessing on `features["train"]` and transforms each split in `features`."""
+    preprocessor = data.preprocessor(features["train"])
+    x = {name: preprocessor.transform(values) for name, values in features.items()}
+    y = {name: presets.training_targets(problem, ids[name]) for name in features}
+    if not presets.get_preset(problem).standardize_target:
+        return TrainingData(preprocessor, x, y)
+    mean, std = float(y["train"].mean()), float(y["train"].std() or 1.0)
+    standardized = {name: (values - mean) / std for name, values in y.items()}
+    return TrainingData(preprocessor, x, standardized, mean, std)
+
+
+@dataclass
+class FittedNetwork:
+    """A trained network, its per-epoch history and the seconds `fit` took."""
+
+    network: keras.Model
+    history: pd.DataFrame
+    seconds: float
+
+
+def fit_configuration(config: TaskConfig, params: dict[str, Any], train: TrainConfig,
+                      data: TrainingData, strategy: tf.distribute.Strategy, run_dir: Path,
+                      seed: int, progress: bool = True) -> FittedNetwork:
+    """Builds, compiles and fits one configuration of `config.model.name`.
+
+    The default run, every trial of a search and the refit of its best configuration all train
+    through here, so they differ only in their settings.
+
+    Args:
+        config: The run's configuration (model name, problem).
+        params: The builder's keyword arguments.
+        train: The training settings.
+        data: The preprocessed data.
+        strategy: The distribution strategy to build and compile in.
+        run_dir: Where `history.csv` is written.
+        seed: Seeds the weights and the shuffling.
+        progress: Print the model and a line every 10 epochs.
+    """
+    schema = data.preprocessor.schema
+    plan = plan_fit(len(data.x["train"]), train, strategy.num_replicas_in_sync)
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        network = zoo.build_model(
+            config.model.name, problem=config.problem,
+            num_classes=len(schema.labels) if config.problem == "multiclass" else None,
+            **data.preprocessor.builder_inputs(), **params)
+        network.compile(**presets.compile_arguments(
+            config.problem, train.optimizer, train.learning_rate, plan.steps_per_execution,
+            train.loss))
+    if progress:
+        print(f"model: {config.model.name} ({network.count_params():,} parameters), up to "
+              f"{train.epochs} epochs of {plan.steps_per_epoch} steps, batch "
+              f"{plan.batch_size}", flush=True)
+    seconds = fit_network(network, data.x, data.y, plan, train, run_dir, seed, progress)
+    history = pd.read_csv(run_dir / "history.csv")
+    if "validation" not in data.x:  # Keras's CSVLogger adds empty val_ columns
+        history = history.dropna(axis="columns", how="all")
+        history.to_csv(run_dir / "history.csv", index=False)
+    return FittedNetwork(network, history, seconds)
+
+
+def best_epoch(history: pd.DataFrame, train: TrainConfig) -> int:
+    """The epoch whose weights a fit kept: the best one under early stopping, else the last."""
+    if train.early_stopping_patience and "val_loss" in history:
+        return int(history["val_loss"].idxmin()) + 1
+    return len(history)
+
+
 def run(config: TaskConfig, splits: Any = None) -> RunResult:
     """Trains, evaluates, exports and reports one task run.
+
+    With `config.tune.enabled` the network is the best configuration of a hyperparameter search
+    on the validation split, refit on train + validation (see `_search_and_refit`).
 
     Args:
         config: The resolved configuration.
@@ -192,7 +326,8 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
             (`TabularSplits` or `ImageSplits`, as `config.inputs` says).
 
     Returns:
-        The run directory and the metrics written to `metrics.json`.
+        The run directory and the metrics written to `metrics.json` (none in a distributed
+        search's worker, which only runs trials).
 
     Raises:
         InputError: Bad data or settings (before anything is written).
@@ -211,67 +346,67 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
         presets.resolve_loss(config.problem, config.train.loss)
     except ValueError as error:
         raise InputError(str(error)) from None
+    space = tuning.resolve_space(config) if config.tune.enabled else None
     seed = config.runtime.seed
     keras.utils.set_random_seed(seed)
     splits = splits or load_configured(config.data, config.problem, seed, config.inputs)
-    data = inputs_for(splits, config.inputs, config.data.max_categories)
-    print(data.describe(), flush=True)
-    features, ids = data.features, data.ids
+    inputs = inputs_for(splits, config.inputs, config.data.max_categories)
+    print(inputs.describe(), flush=True)
+    features, ids = inputs.features, inputs.ids
     strategy = distribute.get_strategy(config.runtime.strategy)
     final_dir = Path(config.runtime.run_dir or default_run_dir(config.task))
+    if space is not None and tuning.role() == "worker":
+        _run_trials_as_worker(config, space, inputs, strategy)
+        return RunResult(run_dir=final_dir, metrics={})
     check_run_dir(final_dir)
+    carry: tuple[str, ...] = ()
+    if space is not None:
+        expected = tuning.fingerprint(config, space, _data_hashes(config))
+        if not config.tune.overwrite:
+            tuning.check_resume(newest_state(final_dir, TUNER_DIR), expected)
+            carry = (TUNER_DIR,)
 
-    with staged_directory(final_dir) as run_dir:
+    with staged_directory(final_dir, carry) as run_dir:
         report.write_json(run_dir / "config.json", config.to_dict())
-        preprocessor = data.preprocessor(features["train"])
-        x = {name: preprocessor.transform(features[name]) for name in ("train", "validation")}
-        y = {name: presets.training_targets(config.problem, ids[name])
-             for name in ("train", "validation")}
-        target_mean, target_std = 0.0, 1.0
-        if preset.standardize_target:
-            target_mean, target_std = float(y["train"].mean()), float(y["train"].std() or 1.0)
-            y = {name: (values - target_mean) / target_std for name, values in y.items()}
-        plan = plan_fit(len(x["train"]), config.train, strategy.num_replicas_in_sync)
-        labels = data.schema.labels
-        with strategy.scope():
-            network = zoo.build_model(
-                config.model.name, problem=config.problem,
-                num_classes=len(labels) if config.problem == "multiclass" else None,
-                **preprocessor.builder_inputs(), **config.model.params)
-            network.compile(**presets.compile_arguments(
-                config.problem, config.train.optimizer, config.train.learning_rate,
-                plan.steps_per_execution, config.train.loss))
-        print(f"model: {config.model.name} ({network.count_params():,} parameters), up to "
-              f"{config.train.epochs} epochs of {plan.steps_per_epoch} steps, batch "
-              f"{plan.batch_size}", flush=True)
-        fit_seconds = fit_network(network, x, y, plan, config.train, run_dir, seed)
-        history = pd.read_csv(run_dir / "history.csv")
-
-        full = preprocessor.compose(network, target_mean, target_std)
+        if space is None:
+            data = prepare_training_data(config.problem, inputs,
+                                         {name: features[name] for name in SEARCH_SPLITS}, ids)
+            fitted = fit_configuration(config, config.model.params, config.train, data, strategy,
+                                       run_dir, seed)
+            tuned = None
+        else:
+            data, fitted, tuned = _search_and_refit(config, space, expected, inputs, strategy,
+                                                    run_dir)
+        full = data.preprocessor.compose(fitted.network, data.target_mean, data.target_std)
+        # A tuned network was refit on the validation rows; its validation scores are the best
+        # trial's, from the search.
         outputs = {name: inference.keras_outputs(full, features[name])
-                   for name in ("validation", "test")}
+                   for name in (("test",) if tuned else SEARCH_SPLITS + ("test",))}
         scores = {name: preset.score(ids[name], outputs[name]) for name in outputs}
-        baselines = data.baselines(preset, seed)
+        # Baselines learn from the rows the network's weights did.
+        baselines = inputs.baselines(preset, seed, with_validation=bool(tuned))
         export_started = time.perf_counter()
+        preprocessor = data.preprocessor
         exports = export.export_all(full, export.ExportInputs(
             held_out=features["test"], calibration=features["train"],
             client_schema=preprocessor.client_schema(), float_layers=preprocessor.float_layers,
-            scale=target_std, score=lambda out: preset.score(ids["test"], out)[preset.headline],
+            scale=data.target_std,
+            score=lambda out: preset.score(ids["test"], out)[preset.headline],
             predicted=preset.predicted_ids if preset.classifies else None,
             higher_is_better=preset.higher_is_better, relative_drop=not preset.classifies),
             run_dir, config.export)
         reference_latency = (latency.keras_reference(full, features["test"])
                              if exports and config.export.latency else {})
         export_seconds = time.perf_counter() - export_started
-        plots = _plots(run_dir, history, preset, ids["test"], outputs["test"], data)
+        plots = _plots(run_dir, fitted.history, preset, ids["test"], outputs["test"], inputs)
         metrics = {
             "task": config.task,
             "problem": config.problem,
-            "dataset": splits.name,
+            "dataset": inputs.name,
             "test": scores["test"],
-            "validation": scores["validation"],
+            "validation": tuned["best"]["validation"] if tuned else scores["validation"],
             "baselines": baselines,
-            "timing": {"fit_seconds": fit_seconds, "export_seconds": export_seconds,
+            "timing": {"fit_seconds": fitted.seconds, "export_seconds": export_seconds,
                        "total_seconds": time.perf_counter() - started,
                        "process_seconds": time.time() - tasks.PROCESS_START},
             "exports": exports,
@@ -279,11 +414,16 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
             "rows": {name: len(values) for name, values in ids.items()},
         }
         if preset.per_class is not None:
-            metrics["per_class"] = preset.per_class(ids["test"], outputs["test"], labels)
-        summary = _summary(data, preprocessor, network, history)
+            metrics["per_class"] = preset.per_class(ids["test"], outputs["test"],
+                                                    inputs.schema.labels)
+        if tuned:
+            metrics["tuning"] = tuned
+            plots += [tuned["plot"]] if tuned["plot"] else []
+        summary = _summary(inputs, data.preprocessor, fitted,
+                           tuned["best"]["settings"] if tuned else None, config)
         report.write_json(run_dir / "metrics.json", metrics)
         report.write_report(run_dir / "report.md", metrics, config.to_dict(), summary, plots)
-        report.write_json(run_dir / "schema.json", data.schema.to_dict())
+        report.write_json(run_dir / "schema.json", inputs.schema.to_dict())
         report.write_json(run_dir / "run_card.json", run_card.build_run_card(
             config.to_dict(), config.problem, run_dir, exports, config.export))
         warnings = export.check_parity(exports, config.export.parity_tolerance)
@@ -293,29 +433,200 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
     return RunResult(run_dir=final_dir, metrics=metrics)
 
 
+def _data_hashes(config: TaskConfig) -> dict[str, Any]:
+    hashes = {"data": run_card.data_fingerprint(config.data.data, config.problem)}
+    if config.data.test_data:
+        hashes["test_data"] = run_card.data_fingerprint(config.data.test_data, config.problem)
+    return hashes
+
+
+def score_validation(config: TaskConfig, data: TrainingData, validation_ids: np.ndarray,
+                     fitted: FittedNetwork, train: TrainConfig) -> dict[str, float]:
+    """A trial's report to the tuner: the objective and scores on the validation rows.
+
+    Returns:
+        `tuning.OBJECTIVE` (the loss without the weight penalty), `validation_<metric>` for the
+        problem's scikit-learn scores, `epochs` run, `best_epoch` (the weights kept) and `seconds`.
+    """
+    prediction = keras.ops.convert_to_numpy(fitted.network(data.x["validation"], training=False))
+    results = {"epochs": float(len(fitted.history)),
+               "best_epoch": float(best_epoch(fitted.history, train)),
+               "seconds": fitted.seconds}
+    if not np.isfinite(prediction).all():  # diverged: the worst score, not a crashed trial
+        return {tuning.OBJECTIVE: float("inf"), **results}
+    loss = keras.losses.get(presets.resolve_loss(config.problem, train.loss))
+    objective = float(np.mean(keras.ops.convert_to_numpy(loss(data.y["validation"], prediction))))
+    scores = presets.get_preset(config.problem).score(
+        validation_ids, prediction * data.target_std + data.target_mean)
+    return {tuning.OBJECTIVE: objective,
+            **{f"validation_{name}": value for name, value in scores.items()}, **results}
+
+
+def _trial_evaluator(config: TaskConfig, space: tuning.Space, data: TrainingData,
+                     validation_ids: np.ndarray,
+                     strategy: tf.distribute.Strategy) -> tuning.Evaluate:
+    """Trains one trial's configuration on the training rows and scores it on validation."""
+    def evaluate(values: dict[str, Any], epochs: int, trial_dir: Path,
+                 seed: int) -> dict[str, float]:
+        params, train = tuning.configure(config, space, values, epochs)
+        fitted = fit_configuration(config, params, train, data, strategy, trial_dir, seed,
+                                   progress=False)
+        return score_validation(config, data, validation_ids, fitted, train)
+
+    return evaluate
+
+
+def _run_trials_as_worker(config: TaskConfig, space: tuning.Space,
+                          inputs: TableInputs | ImageInputs,
+                          strategy: tf.distribute.Strategy) -> None:
+    """A distributed search's worker: runs the trials the chief hands out and writes no run."""
+    features, ids = inputs.features, inputs.ids
+    data = prepare_training_data(config.problem, inputs,
+                                 {name: features[name] for name in SEARCH_SPLITS}, ids)
+    tuning.search(config, space, _trial_evaluator(config, space, data, ids["validation"], strategy),
+                  None)
+    print(f"worker {os.environ['KERASTUNER_TUNER_ID']}: no trials left; the chief writes the run "
+          "directory", flush=True)
+
+
+def _search_and_refit(
+    config: TaskConfig, space: tuning.Space, expected: dict[str, Any],
+    inputs: TableInputs | ImageInputs, strategy: tf.distribute.Strategy, run_dir: Path,
+) -> tuple[TrainingData, FittedNetwork, dict[str, Any]]:
+    """Searches on the training rows, scored on validation, then refits the best configuration.
+
+    The refit trains on train + validation, with preprocessing re-adapted on those rows, for the
+    number of epochs whose weights the best trial kept, without early stopping (no validation
+    rows are left to stop on). The default configuration goes through the same two steps, so the
+    report compares the two on test like for like. The test rows are used only after the search.
+    Writes `trials.csv`, `best_hyperparameters.json` and the learning-rate plot.
+
+    Returns:
+        The refit's data and network, and the `tuning` section of metrics.json.
+    """
+    seed, tune = config.runtime.seed, config.tune
+    features, ids = inputs.features, inputs.ids
+    search_data = prepare_training_data(config.problem, inputs,
+                                        {name: features[name] for name in SEARCH_SPLITS}, ids)
+    print(f"search: {tune.tuner}, up to {tune.trials} trials of up to {tune.max_epochs} epochs "
+          f"on {len(search_data.x['train'])} training rows, scored on "
+          f"{len(search_data.x['validation'])} validation rows", flush=True)
+    result = tuning.search(config, space, _trial_evaluator(config, space, search_data,
+                                                           ids["validation"], strategy),
+                           run_dir / TUNER_DIR, expected)
+    merged = {column: np.concatenate([features["train"][column], features["validation"][column]])
+              for column in features["train"]}
+    full_data = prepare_training_data(
+        config.problem, inputs, {"train": merged},
+        {"train": np.concatenate([ids["train"], ids["validation"]])})
+
+    def refit(params: dict[str, Any], train: TrainConfig, epochs: float, directory: Path,
+              progress: bool) -> FittedNetwork:
+        train = dataclasses.replace(train, epochs=int(epochs), early_stopping_patience=0,
+                                    reduce_lr_patience=0)
+        return fit_configuration(config, params, train, full_data, strategy, directory, seed,
+                                 progress)
+
+    keras.backend.clear_session()
+    # The default configuration is scored under the trials' rules (the same epoch budget).
+    default_train = tuning.configure(config, space, {}, tune.max_epochs)[1]
+    with tempfile.TemporaryDirectory() as scratch:
+        default_fit = fit_configuration(config, config.model.params, default_train, search_data,
+                                        strategy, Path(scratch), seed, progress=False)
+        default_validation = score_validation(config, search_data, ids["validation"],
+                                              default_fit, default_train)
+        default_refit = refit(config.model.params, default_train,
+                              default_validation["best_epoch"], Path(scratch), progress=False)
+    default_model = full_data.preprocessor.compose(default_refit.network, full_data.target_mean,
+                                                   full_data.target_std)
+    default_test = presets.get_preset(config.problem).score(
+        ids["test"], inference.keras_outputs(default_model, features["test"]))
+    best_params, best_train = tuning.configure(config, space, result.best_values,
+                                               tune.max_epochs)
+    epochs = int(result.best_metrics["best_epoch"])
+    print(f"refit: trial {result.best_trial} on train + validation "
+          f"({len(full_data.x['train'])} rows) for its {epochs} epochs", flush=True)
+    fitted = refit(best_params, best_train, epochs, run_dir, progress=True)
+
+    builder = inspect.signature(zoo.get_builder(config.model.name)).parameters
+    defaults = {name: parameter.default for name, parameter in builder.items()}
+    best = _configuration(result.best_metrics,
+                          tuning.settings(best_params, best_train, space, defaults))
+    tuned = {
+        "tuner": tune.tuner,
+        "objective": tuning.OBJECTIVE,
+        "max_epochs": tune.max_epochs,
+        "trials": int((result.trials["status"] == "COMPLETED").sum()),
+        "trials_run": result.trials_run,
+        "search_seconds": result.seconds,
+        "trials_per_minute": 60 * result.trials_run / result.seconds if result.trials_run else None,
+        "best_trial": result.best_trial,
+        "best_hyperparameters": result.best_values,
+        "best_validation_loss": result.best_metrics[tuning.OBJECTIVE],
+        "refit": {"rows": len(full_data.x["train"]), "epochs": epochs, "seconds": fitted.seconds},
+        "best": best,
+        "default": {**_configuration(default_validation, tuning.settings(
+            config.model.params, config.train, space, defaults)), "test": default_test},
+    }
+    result.trials.to_csv(run_dir / "trials.csv", index=False)
+    report.write_json(run_dir / "best_hyperparameters.json", {
+        "trial": result.best_trial, "hyperparameters": result.best_values,
+        tuning.OBJECTIVE: tuned["best_validation_loss"], "best_epoch": epochs,
+        "settings": best["settings"],
+        "replay": " ".join(f"--set {'train' if name in tuning.TRAIN_SETTINGS else 'model'}.{name}="
+                           + (value if isinstance(value, str)
+                              else json.dumps(value, separators=(",", ":")))
+                           for name, value in best["settings"].items()),
+    })
+    (run_dir / "plots").mkdir(exist_ok=True)
+    tuned["plot"] = ("plots/tuning_learning_rate.png" if report.plot_learning_rate_search(
+        result.trials, tuning.OBJECTIVE, tuned, run_dir / "plots" / "tuning_learning_rate.png")
+        else None)
+    return full_data, fitted, tuned
+
+
+def _configuration(results: dict[str, float], settings: dict[str, Any]) -> dict[str, Any]:
+    """One configuration's settings and validation results, for the `tuning` metrics."""
+    return {"settings": settings,
+            "validation_loss": results[tuning.OBJECTIVE],
+            "validation": {name.removeprefix("validation_"): value
+                           for name, value in results.items()
+                           if name.startswith("validation_") and name != tuning.OBJECTIVE},
+            "best_epoch": int(results["best_epoch"])}
+
+
 def _plots(run_dir: Path, history: pd.DataFrame, preset: presets.ProblemPreset,
-           y_true: np.ndarray, output: np.ndarray, data: TableInputs | ImageInputs) -> list[str]:
+           y_true: np.ndarray, output: np.ndarray, inputs: TableInputs | ImageInputs) -> list[str]:
     plot_dir = run_dir / "plots"
-    plot_dir.mkdir()
+    plot_dir.mkdir(exist_ok=True)
     report.plot_learning_curves(history, plot_dir / "learning_curves.png")
     names = ["plots/learning_curves.png"]
     predicted = preset.predicted_ids(output)
     for name in preset.plots:
-        if report.TEST_PLOTS[name](y_true, output, predicted, data.schema,
+        if report.TEST_PLOTS[name](y_true, output, predicted, inputs.schema,
                                    plot_dir / f"{name}.png"):
             names.append(f"plots/{name}.png")
-    return names + data.extra_plots(output, predicted, plot_dir)
+    return names + inputs.extra_plots(output, predicted, plot_dir)
 
 
-def _summary(data: TableInputs | ImageInputs, preprocessor: Any, network: keras.Model,
-             history: pd.DataFrame) -> dict[str, Any]:
-    best = int(history["val_loss"].idxmin()) + 1 if "val_loss" in history else len(history)
+def _summary(inputs: TableInputs | ImageInputs, preprocessor: Any, fitted: FittedNetwork,
+             tuned_settings: dict[str, Any] | None, config: TaskConfig) -> dict[str, Any]:
     return {
-        "rows": {name: len(values) for name, values in data.ids.items()},
-        **data.summary(preprocessor),
-        "parameters": network.count_params(),
-        "epochs_run": len(history),
-        "best_epoch": best,
+        "rows": {name: len(values) for name, values in inputs.ids.items()},
+        **inputs.summary(preprocessor),
+        "parameters": fitted.network.count_params(),
+        "epochs_run": len(fitted.history),
+        "best_epoch": (int(fitted.history["val_loss"].idxmin()) + 1
+                       if "val_loss" in fitted.history else len(fitted.history)),
+        # The settings the network was trained with: the configuration's, or the search's best.
+        "model_params": {**config.model.params,
+                         **{name: value for name, value in (tuned_settings or {}).items()
+                            if name not in tuning.TRAIN_SETTINGS}},
+        "train": {**{name: getattr(config.train, name)
+                     for name in ("optimizer", "learning_rate", "batch_size")},
+                  **{name: value for name, value in (tuned_settings or {}).items()
+                     if name in tuning.TRAIN_SETTINGS}},
+        "refit": tuned_settings is not None,
     }
 
 

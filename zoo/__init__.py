@@ -3,6 +3,13 @@
 from zoo import cnn as _cnn  # noqa: F401  (registers "cnn")
 from zoo import mlp as _mlp  # noqa: F401  (registers "mlp")
 from zoo.heads import PROBLEMS, add_head
-from zoo.registry import build_model, get_builder, list_models, register_model
+from zoo.registry import (
+    build_model,
+    get_builder,
+    get_search_space,
+    list_models,
+    register_model,
+)
 
-__all__ = ["PROBLEMS", "add_head", "build_model", "get_builder", "list_models", "register_model"]
+__all__ = ["PROBLEMS", "add_head", "build_model", "get_builder", "get_search_space",
+           "list_models", "register_model"]

@@ -8,9 +8,26 @@ import keras
 
 from zoo.heads import add_head
 from zoo.registry import register_model
+from zoo.search_space import Choice, Derived, Float, Int, SearchSpace, funnel
+
+# What `--tune` searches for the MLP. Step size and weight penalty span orders of magnitude, so
+# they are sampled on a log scale; the hidden layers are a funnel of `depth` layers starting at
+# `width` (width 64, depth 2 is the templates' default 64-32). `optimizer` and `learning_rate`
+# are training settings.
+SEARCH_SPACE = SearchSpace(
+    hyperparameters={
+        "learning_rate": Float(1e-4, 1e-2, log=True),
+        "l2": Float(1e-6, 1e-2, log=True),
+        "dropout_rate": Float(0.0, 0.5),
+        "width": Choice((16, 32, 64, 128)),
+        "depth": Int(1, 3),
+        "optimizer": Choice(("sgd", "momentum", "rmsprop", "adam")),
+    },
+    derived={"hidden_units": Derived(("width", "depth"), funnel)},
+)
 
 
-@register_model("mlp")
+@register_model("mlp", search_space=SEARCH_SPACE)
 def mlp(
     input_dim: int,
     problem: str = "binary",

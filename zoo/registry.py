@@ -2,7 +2,9 @@
 
 A builder is a plain function taking flat keyword arguments and returning an uncompiled
 Functional `keras.Model`. Registering it makes it buildable by name from every task and puts it
-under the registry-parametrized test (`tests/zoo/test_registry.py`).
+under the registry-parametrized test (`tests/zoo/test_registry.py`). A builder may declare its
+search space (`zoo.search_space`) next to itself; `--tune` searches it, and the same builder
+builds both the default and the tuned model.
 """
 
 from __future__ import annotations
@@ -12,16 +14,23 @@ from typing import Any
 
 import keras
 
+from zoo.search_space import SearchSpace
+
 ModelBuilder = Callable[..., keras.Model]
 
 _BUILDERS: dict[str, ModelBuilder] = {}
+_SEARCH_SPACES: dict[str, SearchSpace] = {}
 
 
-def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+def register_model(
+    name: str, search_space: SearchSpace | None = None
+) -> Callable[[ModelBuilder], ModelBuilder]:
     """Registers a model builder under `name`.
 
     Args:
         name: The name users pass as `--model NAME` or to `build_model`.
+        search_space: The hyperparameters `--tune` searches for this builder: its own arguments
+            and the training settings `learning_rate`, `optimizer` and `batch_size`.
 
     Returns:
         A decorator that registers the builder and returns it unchanged.
@@ -37,6 +46,8 @@ def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
             raise ValueError(f"A model named {name!r} is already registered. "
                              f"Received: name={name!r}")
         _BUILDERS[name] = builder
+        if search_space is not None:
+            _SEARCH_SPACES[name] = search_space
         return builder
 
     return decorator
@@ -60,6 +71,16 @@ def get_builder(name: str) -> ModelBuilder:
             f"Unknown model {name!r}. Choose one of: {', '.join(list_models())}. "
             f"Received: name={name!r}"
         ) from None
+
+
+def get_search_space(name: str) -> SearchSpace | None:
+    """Returns the search space declared with the builder `name`, or None if it has none.
+
+    Raises:
+        ValueError: If no model is registered under `name`.
+    """
+    get_builder(name)
+    return _SEARCH_SPACES.get(name)
 
 
 def build_model(name: str, **kwargs: Any) -> keras.Model:

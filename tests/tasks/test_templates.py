@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,13 +12,18 @@ from tasks import runner
 from tasks.binary_classify import default_config
 from tasks.config import DEFAULT_EXPORTS
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.mark.slow
 def test_main_job_with_no_flags(tmp_path):
     """`python -m tasks.binary_classify` on the bundled data: trains, beats baselines, exports."""
+    # PYTHONPATH: the process runs in an empty folder, and must import this checkout, not
+    # whichever checkout an editable install points to.
     result = subprocess.run([sys.executable, "-m", "tasks.binary_classify"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+                                 "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
