@@ -10,8 +10,9 @@ Defaults are chosen for small folders as well as larger sets (see docs/BENCHMARK
   handful of steps, and with 0.99 the moving statistics (used at inference) still remember their
   initial values after the few epochs early stopping may keep, which wrecks validation and test
   accuracy; with 0.9 they follow the data within about 20 steps.
-* Augmentation acts only in training (Keras's random preprocessing layers pass inputs through at
-  inference, so exports and predictions are deterministic). Default: small rotations, zooms,
+* Augmentation acts only in training: each random layer is wrapped in `zoo.layers.TrainingOnly`,
+  because Keras's random layers treat an unset `training` as training (`model(images)` and
+  `model.export` would otherwise augment predictions). Default: small rotations, zooms,
   translations and contrast changes, and no flips: a mirrored digit or letter is another symbol
   or none, so flips are opt-in (`flip="horizontal"` for photos of objects).
 """
@@ -24,7 +25,9 @@ from collections.abc import Sequence
 import keras
 
 from zoo.heads import add_head
+from zoo.layers import TrainingOnly
 from zoo.registry import register_model
+from zoo.search_space import Choice, Derived, Float, Int, SearchSpace
 
 FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 POOLINGS = ("max", "avg", "none")
@@ -50,22 +53,52 @@ def _output_side(side: int, kernel_size: int, strides: int, padding: str) -> int
 
 def _augmentation(x: keras.KerasTensor, flip: str, rotation: float, zoom: float,
                   translation: float, contrast: float, fill_mode: str) -> keras.KerasTensor:
-    """Random layers on [0, 1] pixels; each is left out when its strength is 0 (or flip none)."""
+    """Random layers on [0, 1] pixels; each is left out when its strength is 0 (or flip none).
+
+    Each is wrapped in `TrainingOnly`, so it acts only in training (see zoo/layers.py).
+    """
+    layers = []
     if flip != "none":
-        x = keras.layers.RandomFlip(flip, name="random_flip")(x)
+        layers.append(keras.layers.RandomFlip(flip, name="random_flip"))
     if rotation:
-        x = keras.layers.RandomRotation(rotation, fill_mode=fill_mode, name="random_rotation")(x)
+        layers.append(keras.layers.RandomRotation(rotation, fill_mode=fill_mode,
+                                                  name="random_rotation"))
     if zoom:
-        x = keras.layers.RandomZoom(zoom, fill_mode=fill_mode, name="random_zoom")(x)
+        layers.append(keras.layers.RandomZoom(zoom, fill_mode=fill_mode, name="random_zoom"))
     if translation:
-        x = keras.layers.RandomTranslation(translation, translation, fill_mode=fill_mode,
-                                           name="random_translation")(x)
+        layers.append(keras.layers.RandomTranslation(translation, translation,
+                                                     fill_mode=fill_mode,
+                                                     name="random_translation"))
     if contrast:
-        x = keras.layers.RandomContrast(contrast, value_range=(0, 1), name="random_contrast")(x)
+        layers.append(keras.layers.RandomContrast(contrast, value_range=(0, 1),
+                                                  name="random_contrast"))
+    for layer in layers:
+        x = TrainingOnly(layer, name=f"{layer.name}_in_training")(x)
     return x
 
 
-@register_model("cnn")
+def widening(width: int, depth: int) -> list[int]:
+    """Filters that double block by block: `widening(32, 3) == [32, 64, 128]`."""
+    return [int(width) * 2**index for index in range(int(depth))]
+
+
+# What `--tune` searches for the CNN: step size and weight penalty on a log scale, dropout, and
+# the convolution blocks as `depth` blocks starting at `width` filters (width 32, depth 3 is the
+# default 32-64-128). `optimizer` and `learning_rate` are training settings.
+SEARCH_SPACE = SearchSpace(
+    hyperparameters={
+        "learning_rate": Float(1e-4, 1e-2, log=True),
+        "l2": Float(1e-6, 1e-2, log=True),
+        "dropout_rate": Float(0.0, 0.5),
+        "width": Choice((16, 32, 64)),
+        "depth": Int(2, 4),
+        "optimizer": Choice(("sgd", "momentum", "rmsprop", "adam")),
+    },
+    derived={"filters": Derived(("width", "depth"), widening)},
+)
+
+
+@register_model("cnn", search_space=SEARCH_SPACE)
 def cnn(
     input_shape: Sequence[int],
     problem: str = "multiclass",

@@ -54,3 +54,38 @@ class MissingIndicator(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "features": self.features}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TrainingOnly(keras.layers.Layer):
+    """Runs the wrapped layer only in training (`training=True`); passes inputs through otherwise.
+
+    Keras's random augmentation layers treat an unset `training` as training, so a model called
+    as `model(images)` (or exported with `model.export`) would augment every prediction. Wrapped,
+    augmentation happens only in `fit` (or with `training=True`).
+
+    Args:
+        layer: The layer to run in training, e.g. `keras.layers.RandomRotation(0.05)`.
+    """
+
+    def __init__(self, layer: keras.layers.Layer, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def build(self, input_shape):
+        self.layer.build(input_shape)
+
+    def call(self, inputs, training=None):
+        return self.layer(inputs, training=True) if training else inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "layer": keras.saving.serialize_keras_object(self.layer)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
+        return cls(**config)

@@ -162,3 +162,18 @@ def test_digits_default_template_reaches_098(tmp_path):
     assert metrics["test"]["accuracy"] >= 0.98
     int8 = metrics["exports"]["tflite_int8"]
     assert int8["metric"]["drop"] <= 0.01 and int8["passed"]
+
+
+def test_tune_searches_the_cnn_space_on_images(image_folder, tmp_path):
+    """`--tune` works on the image task too: the CNN declares its space next to its builder."""
+    run_dir = tmp_path / "tuned"
+    assert image_classify.main(["--data", str(image_folder), "--run-dir", str(run_dir),
+                                "--tune", "--trials", "2", "--max-epochs", "2",
+                                "--image-size", "12", "--export", "keras"]) == 0
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert len(trials) == 2 and set(trials["status"]) == {"COMPLETED"}
+    assert trials["width"].isin([16, 32, 64]).all() and trials["depth"].between(2, 4).all()
+    assert trials["learning_rate"].between(1e-4, 1e-2).all()
+    metrics = metrics_of(run_dir)
+    assert metrics["tuning"]["trials"] == 2
+    assert metrics["exports"]["keras"]["passed"]

@@ -14,7 +14,12 @@ def cnn(**kwargs):
 
 
 def layer_types(model):
-    return [type(layer).__name__ for layer in model.layers]
+    """Layer classes, looking inside the TrainingOnly wrappers of the augmentation."""
+    return [type(getattr(layer, "layer", layer)).__name__ for layer in model.layers]
+
+
+def augmentation(model, name):
+    return model.get_layer(f"{name}_in_training").layer
 
 
 def images(count=4, shape=SHAPE, seed=0):
@@ -36,6 +41,19 @@ def test_augmentation_is_inactive_at_inference():
     np.testing.assert_array_equal(outputs(model, x, False), outputs(model, x, False))
 
 
+def test_augmentation_is_inactive_when_training_is_not_said(tmp_path):
+    """`model(x)` leaves training unset; Keras's random layers alone would augment then."""
+    model = cnn(**DETERMINISTIC, flip="horizontal")
+    x = images()
+    unset = keras.ops.convert_to_numpy(model(x))
+    np.testing.assert_array_equal(unset, keras.ops.convert_to_numpy(model(x)))
+    np.testing.assert_allclose(unset, outputs(model, x, False), rtol=1e-6)
+    model.save(tmp_path / "cnn.keras")
+    reloaded = keras.saving.load_model(tmp_path / "cnn.keras", safe_mode=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(reloaded(x)), unset, rtol=1e-6)
+    assert not np.allclose(outputs(reloaded, x, True), outputs(reloaded, x, True))
+
+
 def test_augmentation_is_active_in_training():
     keras.utils.set_random_seed(0)
     x = images()
@@ -52,9 +70,9 @@ def test_default_augmentation_has_no_flips_and_each_strength_zero_removes_its_la
         assert layer in default
     assert not {"RandomRotation", "RandomZoom", "RandomTranslation",
                 "RandomContrast"} & set(layer_types(cnn(**NO_AUGMENTATION)))
-    flipped = cnn(flip="horizontal").get_layer("random_flip")
+    flipped = augmentation(cnn(flip="horizontal"), "random_flip")
     assert flipped.mode == "horizontal"
-    assert cnn(rotation=0.1).get_layer("random_rotation").factor == pytest.approx((-0.1, 0.1))
+    assert augmentation(cnn(rotation=0.1), "random_rotation").factor == pytest.approx((-0.1, 0.1))
 
 
 def test_rescaling_divides_raw_pixels_by_255():

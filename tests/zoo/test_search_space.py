@@ -6,6 +6,7 @@ import keras
 import pytest
 
 import zoo
+from tests.zoo.test_registry import EXAMPLE_INPUTS
 from zoo.search_space import Choice, Derived, Float, Int, SearchSpace, funnel
 
 # Hyperparameters that set training, not the builder (see tasks.tuning.TRAIN_SETTINGS).
@@ -30,7 +31,8 @@ def test_every_corner_of_a_declared_space_builds(name):
         arguments = space.arguments(dict(zip(names, values, strict=True)))
         builder_arguments = {key: value for key, value in arguments.items()
                              if key not in TRAINING}
-        model = zoo.build_model(name, input_dim=5, problem="binary", **builder_arguments)
+        inputs = EXAMPLE_INPUTS.get(name, EXAMPLE_INPUTS["default"])
+        model = zoo.build_model(name, problem="binary", **inputs, **builder_arguments)
         assert isinstance(model, keras.Model)
 
 
