@@ -37,6 +37,7 @@ import keras  # noqa: E402
 import keras_tuner  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from doc_section import write_section  # noqa: E402
 from sklearn.metrics import accuracy_score  # noqa: E402
 
 import zoo  # noqa: E402
@@ -46,8 +47,6 @@ from tasks import presets, runner, tuning  # noqa: E402
 from tasks.binary_classify import default_config  # noqa: E402
 from tasks.cli import config_from_args  # noqa: E402
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
-START, END = "<!-- tune-speed:start -->", "<!-- tune-speed:end -->"
 MAX_EPOCHS = 50
 
 
@@ -227,10 +226,7 @@ def main() -> None:
           f"TensorFlow {tf.__version__}, Keras {keras.__version__}, keras-tuner "
           f"{keras_tuner.__version__}\n\n{text}")
     if args.write:
-        document = DOC.read_text()
-        before, _, rest = document.partition(START)
-        _, _, after = rest.partition(END)
-        DOC.write_text(f"{before}{START}\n{text}\n{END}{after}")
+        write_section("tune-speed", text)
 
 
 if __name__ == "__main__":
