@@ -87,8 +87,8 @@ def widening(width: int, depth: int) -> list[int]:
 
 
 # What `--tune` searches for the CNN: step size and weight penalty on a log scale, dropout, and
-# the convolution blocks as `depth` blocks starting at `width` filters (width 32, depth 3 is the
-# default 32-64-128). `optimizer` and `learning_rate` are training settings.
+# the convolution blocks as `depth` blocks starting at `width` filters (width 32, depth 4 is the
+# default 32-64-128-256). `optimizer` and `learning_rate` are training settings.
 SEARCH_SPACE = SearchSpace(
     hyperparameters={
         "learning_rate": Float(1e-4, 1e-2, log=True),
