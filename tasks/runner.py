@@ -272,7 +272,8 @@ def fit_configuration(config: TaskConfig, params: dict[str, Any], train: TrainCo
     """Builds, compiles and fits one configuration of `config.model.name`.
 
     The default run, every trial of a search and the refit of its best configuration all train
-    through here, so they differ only in their settings.
+    through here, so they differ only in their settings. A network with a pretrained `backbone`
+    layer (`zoo.applications.transfer`) trains in two phases (see `_fine_tune`).
 
     Args:
         config: The run's configuration (model name, problem).
@@ -288,23 +289,101 @@ def fit_configuration(config: TaskConfig, params: dict[str, Any], train: TrainCo
     plan = plan_fit(len(data.x["train"]), train, strategy.num_replicas_in_sync)
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        network = zoo.build_model(
-            config.model.name, problem=config.problem,
-            num_classes=len(schema.labels) if config.problem == "multiclass" else None,
-            **data.preprocessor.builder_inputs(), **params)
-        network.compile(**presets.compile_arguments(
-            config.problem, train.optimizer, train.learning_rate, plan.steps_per_execution,
-            train.loss))
+        try:
+            network = zoo.build_model(
+                config.model.name, problem=config.problem,
+                num_classes=len(schema.labels) if config.problem == "multiclass" else None,
+                **data.preprocessor.builder_inputs(), **params)
+        except ValueError as error:  # builders check their arguments with ValueError
+            raise InputError(f"model '{config.model.name}': {error} (set with --set "
+                             "model.NAME=VALUE)") from None
+    backbone = _backbone(network, train)
+
+    def compile_at(learning_rate: float) -> None:
+        with strategy.scope():
+            network.compile(**presets.compile_arguments(
+                config.problem, train.optimizer, learning_rate, plan.steps_per_execution,
+                train.loss))
+
+    if backbone is not None:
+        zoo.applications.set_trainable(backbone, 0)
+    compile_at(train.learning_rate)
     if progress:
-        print(f"model: {config.model.name} ({network.count_params():,} parameters), up to "
-              f"{train.epochs} epochs of {plan.steps_per_epoch} steps, batch "
+        frozen = (f", backbone frozen ({network.count_params() - _trainable_count(network):,} "
+                  "parameters)" if backbone is not None else "")
+        print(f"model: {config.model.name} ({network.count_params():,} parameters{frozen}), up "
+              f"to {train.epochs} epochs of {plan.steps_per_epoch} steps, batch "
               f"{plan.batch_size}", flush=True)
     seconds = fit_network(network, data.x, data.y, plan, train, run_dir, seed, progress)
+    history = _read_history(run_dir, data)
+    if backbone is not None and train.fine_tune_layers and train.fine_tune_epochs:
+        history, more = _fine_tune(network, backbone, history, compile_at, data, plan, train,
+                                   run_dir, seed, progress)
+        seconds += more
+    return FittedNetwork(network, history, seconds)
+
+
+def _read_history(run_dir: Path, data: TrainingData) -> pd.DataFrame:
     history = pd.read_csv(run_dir / "history.csv")
     if "validation" not in data.x:  # Keras's CSVLogger adds empty val_ columns
         history = history.dropna(axis="columns", how="all")
         history.to_csv(run_dir / "history.csv", index=False)
-    return FittedNetwork(network, history, seconds)
+    return history
+
+
+def _backbone(network: keras.Model, train: TrainConfig) -> keras.Model | None:
+    """The network's pretrained `backbone` layer, or None for a network trained in one phase."""
+    names = {layer.name for layer in network.layers}
+    if "backbone" in names:
+        return zoo.applications.backbone_layers(network)
+    if train.fine_tune_layers:
+        raise InputError(f"train.fine_tune_layers (--fine-tune-layers) applies to models with a "
+                         f"pretrained backbone (--model transfer); '{network.name}' has none. "
+                         f"Received: {train.fine_tune_layers}")
+    return None
+
+
+def _trainable_count(network: keras.Model) -> int:
+    return sum(int(np.prod(weight.shape)) for weight in network.trainable_weights)
+
+
+def _fine_tune(network: keras.Model, backbone: keras.Model, history: pd.DataFrame,
+               compile_at: Any, data: TrainingData, plan: FitPlan, train: TrainConfig,
+               run_dir: Path, seed: int, progress: bool) -> tuple[pd.DataFrame, float]:
+    """Phase 2 of a transfer fit: the backbone's top layers train at a lower learning rate.
+
+    Phase 1 (the head on the frozen backbone) has run. The top `train.fine_tune_layers` layers
+    of the backbone are unfrozen, batch-norm layers excepted (frozen, they normalize with the
+    statistics learned in pretraining instead of those of a few small batches), and the network
+    is recompiled at `learning_rate * fine_tune_learning_rate_factor` with a fresh optimizer.
+    If no phase 2 epoch beats phase 1's best validation loss, phase 1's weights are kept.
+
+    Returns:
+        The history of both phases (a `phase` column, epochs counted on) and phase 2's seconds.
+    """
+    history = history.assign(phase=1)
+    phase_one = network.get_weights()
+    zoo.applications.set_trainable(backbone, train.fine_tune_layers)
+    learning_rate = train.learning_rate * train.fine_tune_learning_rate_factor
+    compile_at(learning_rate)
+    if progress:
+        print(f"fine-tuning: top {train.fine_tune_layers} backbone layers "
+              f"({_trainable_count(network):,} trainable parameters), learning rate "
+              f"{learning_rate:g}, up to {train.fine_tune_epochs} epochs", flush=True)
+    seconds = fit_network(network, data.x, data.y, plan,
+                          dataclasses.replace(train, epochs=train.fine_tune_epochs),
+                          run_dir, seed + 1, progress)
+    second = _read_history(run_dir, data).assign(phase=2)
+    second["epoch"] += len(history)
+    combined = pd.concat([history, second], ignore_index=True)
+    combined.to_csv(run_dir / "history.csv", index=False)
+    if "val_loss" in combined and second["val_loss"].min() >= history["val_loss"].min():
+        network.set_weights(phase_one)
+        if progress:
+            print(f"fine-tuning did not lower the validation loss ({second['val_loss'].min():.4f}"
+                  f" vs {history['val_loss'].min():.4f}); keeping the phase 1 weights",
+                  flush=True)
+    return combined, seconds
 
 
 def best_epoch(history: pd.DataFrame, train: TrainConfig) -> int:
@@ -421,6 +500,8 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
             plots += [tuned["plot"]] if tuned["plot"] else []
         summary = _summary(inputs, data.preprocessor, fitted,
                            tuned["best"]["settings"] if tuned else None, config)
+        if summary["phases"]:
+            metrics["phases"] = summary["phases"]
         report.write_json(run_dir / "metrics.json", metrics)
         report.write_report(run_dir / "report.md", metrics, config.to_dict(), summary, plots)
         report.write_json(run_dir / "schema.json", inputs.schema.to_dict())
@@ -627,7 +708,20 @@ def _summary(inputs: TableInputs | ImageInputs, preprocessor: Any, fitted: Fitte
                   **{name: value for name, value in (tuned_settings or {}).items()
                      if name in tuning.TRAIN_SETTINGS}},
         "refit": tuned_settings is not None,
+        "phases": _phases(fitted.history, config.train),
     }
+
+
+def _phases(history: pd.DataFrame, train: TrainConfig) -> dict[str, Any] | None:
+    """How a two-phase transfer fit went (report.md and metrics.json), or None."""
+    if "phase" not in history or not (history["phase"] == 2).any():
+        return None
+    best = history.loc[history["val_loss"].idxmin(), "phase"] if "val_loss" in history else 2
+    return {"head_epochs": int((history["phase"] == 1).sum()),
+            "fine_tune_epochs": int((history["phase"] == 2).sum()),
+            "fine_tune_layers": train.fine_tune_layers,
+            "fine_tune_learning_rate": train.learning_rate * train.fine_tune_learning_rate_factor,
+            "kept": int(best)}
 
 
 def _print_summary(metrics: dict[str, Any], headline: str, run_dir: Path) -> None:

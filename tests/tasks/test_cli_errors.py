@@ -148,3 +148,11 @@ def test_run_dir_that_is_not_a_run_is_refused(capsys, tmp_path):
     assert code == 2
     assert_one_error_line(lines, "holds files that are not a run's", "new or empty folder")
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_a_builder_rejecting_a_model_setting_is_one_error_line(capsys, csv, tmp_path):
+    code, lines = run_main(capsys, "--data", csv(make_user_frame()), "--target", "bought",
+                           "--set", "model.dropout_rate=1.5", "--epochs", "1",
+                           "--run-dir", str(tmp_path / "run"))
+    assert code == 2
+    assert_one_error_line(lines, "model 'mlp'", "dropout_rate", "1.5", "--set model.NAME")
