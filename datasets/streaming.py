@@ -233,21 +233,21 @@ def _file_lines(path: tf.Tensor, share: WorkerShare) -> tf.data.Dataset:
     return lines.shard(share.row_shards, share.row_index) if share.row_shards > 1 else lines
 
 
-def share_lines(share: WorkerShare, cycle: int = TRAIN_CYCLE, seed: int | None = None,
-                repeat: bool = False) -> tf.data.Dataset:
-    """The raw data lines of a share (headers skipped, blank lines kept), files interleaved.
+def share_lines(share: WorkerShare, cycle: int = TRAIN_CYCLE,
+                seed: int | None = None) -> tf.data.Dataset:
+    """One pass over the raw data lines of a share (headers skipped, blank lines kept).
 
     Args:
         share: From `worker_share`.
-        cycle: Files read in turn.
-        seed: Reshuffles the file order every pass (None: sorted order).
-        repeat: Start over at the end, forever.
+        cycle: Files read in turn (interleaved line by line).
+        seed: Shuffles the file order, anew on every pass (None: sorted order).
+
+    Example:
+        >>> lines = share_lines(worker_share(files, num_workers=2, worker_index=0))
     """
     files = tf.data.Dataset.from_tensor_slices(share.files)
     if seed is not None:
         files = files.shuffle(len(share.files), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        files = files.repeat()
     return files.interleave(lambda path: _file_lines(path, share),
                             cycle_length=max(1, min(len(share.files), cycle)),
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -343,7 +343,7 @@ class StreamingSplits(TabularSplits):
         counts: Rows per split over all shards (`count_rows`).
         sample_rows: The configured sample size ...
         held_out_rows: ... and held-out size.
-        scanned_lines: Lines the sample scan read.
+        scanned_lines: Lines the samples came from (the scan's first lines).
         test_source: `--test-data`, when it replaces the test split.
     """
 
@@ -386,22 +386,24 @@ def scan_sample(files: Sequence[str], seed: int, ranges: SplitRanges, quotas: di
     Stops as soon as every split has its quota (`{"train": n, "validation": m, "test": m}`).
 
     Returns:
-        Raw lines by split, and how many lines were read.
+        Raw lines by split, and how many lines the samples came from (up to the last one taken).
     """
     lines = share_lines(WorkerShare(list(files)), cycle=SAMPLE_CYCLE).batch(SCAN_BATCH)
     lines = lines.map(lambda batch: (batch, _present(batch),
                                      assign_splits(batch, seed, ranges)))
     taken: dict[str, list[bytes]] = {name: [] for name in SPLITS}
-    read = 0
+    read = used = 0
     for batch, present, split in lines.as_numpy_iterator():
-        read += len(batch)
         for index, name in enumerate(SPLITS):
             room = quotas.get(name, 0) - len(taken[name])
-            if room > 0:
-                taken[name].extend(batch[present & (split == index)][:room].tolist())
+            positions = np.flatnonzero(present & (split == index))[:max(room, 0)]
+            if len(positions):
+                taken[name].extend(batch[positions].tolist())
+                used = max(used, read + int(positions[-1]) + 1)
+        read += len(batch)
         if all(len(taken[name]) >= quotas.get(name, 0) for name in SPLITS):
             break
-    return taken, read
+    return taken, used
 
 
 def sample_frame(lines: Sequence[bytes], header: Sequence[str], files: Sequence[str],
@@ -655,8 +657,10 @@ class TrainingStream:
                 worker_index: int = 0) -> tf.data.Dataset:
         """Endless preprocessed `(x, y)` batches of this worker's training rows.
 
-        Each pass over the files reshuffles their order; lines are shuffled in a buffer of
-        `SHUFFLE_LINES`. Endless like the in-memory pipeline: `fit` counts epochs in steps.
+        Each pass reads every training row of the share once: files in a new order, lines
+        shuffled in a buffer of `SHUFFLE_LINES`, then the next pass starts (shuffle, then repeat,
+        as in memory), so an epoch of `len(self)` rows is one pass. Endless like the in-memory
+        pipeline: `fit` counts epochs in steps.
 
         Args:
             batch_size: Rows per batch (per worker).
@@ -681,10 +685,10 @@ class TrainingStream:
             features, _ = self.decoder.features(fields)
             return self.transform(features), self._targets(self.decoder.target(fields)[0], table)
 
-        lines = share_lines(share, cycle=TRAIN_CYCLE, seed=seed, repeat=True)
+        lines = share_lines(share, cycle=TRAIN_CYCLE, seed=seed)
         return (lines.batch(SCAN_BATCH).map(training_lines, num_parallel_calls=tf.data.AUTOTUNE)
                 .unbatch().shuffle(SHUFFLE_LINES, seed=seed, reshuffle_each_iteration=True)
-                .batch(batch_size)
+                .repeat().batch(batch_size)
                 .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .prefetch(tf.data.AUTOTUNE))
 
