@@ -1,7 +1,8 @@
 """Data larger than memory: CSV shards streamed through `tf.data`, never loaded whole.
 
 `--data 'shards/*.csv'` (any pattern `tf.io.gfile.glob` understands, local or remote) or
-`--stream --data big.csv` trains on every row while memory holds only bounded samples:
+`--stream --data big.csv` (`datasets.tabular.streams` decides) trains on every row while memory
+holds only bounded samples:
 
 * **Shards.** The matched files, in sorted order, must share one header row.
 * **Splits.** Every data line goes to train, validation or test by a keyed hash of its raw text
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -345,6 +347,7 @@ class StreamingSplits(TabularSplits):
         held_out_rows: ... and held-out size.
         scanned_lines: Lines the samples came from (the scan's first lines).
         test_source: `--test-data`, when it replaces the test split.
+        seconds: Listing, checking, sampling and counting took this long.
     """
 
     pattern: str = ""
@@ -357,6 +360,7 @@ class StreamingSplits(TabularSplits):
     held_out_rows: int = 0
     scanned_lines: int = 0
     test_source: str | None = None
+    seconds: float = 0.0
 
 
 def _locate_malformed(files: Sequence[str], header: Sequence[str], error: Exception) -> str:
@@ -519,7 +523,7 @@ def count_rows(files: Sequence[str], decoder: RowDecoder, seed: int, ranges: Spl
     return counts
 
 
-def _test_frame(test_data: str, header: Sequence[str], rows: int,
+def _test_frame(test_data: str, rows: int,
                 keep_text: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
     """The first `rows` rows of `--test-data` (a file or a pattern), read by the stream."""
     files = list_shards(test_data) if is_pattern(test_data) else [test_data]
@@ -527,8 +531,8 @@ def _test_frame(test_data: str, header: Sequence[str], rows: int,
         raise InputError(f"test data file not found: '{test_data}'. Pass an existing CSV file "
                          "or pattern.")
     test_header = check_headers(files)
-    lines = share_lines(WorkerShare(files), cycle=SAMPLE_CYCLE).take(rows * 2)
-    kept = [line for line in lines.as_numpy_iterator() if line.strip()][:rows]
+    lines = share_lines(WorkerShare(files), cycle=SAMPLE_CYCLE).filter(_present).take(rows)
+    kept = list(lines.as_numpy_iterator())
     return sample_frame(kept, test_header, files, keep_text), test_header
 
 
@@ -568,6 +572,7 @@ def load_streaming(
         >>> splits = load_streaming("shards/*.csv", "binary", target="bought")
         >>> splits.counts.train, len(splits.train)
     """
+    started = time.perf_counter()
     files = list_shards(data) if is_pattern(data) and not Path(data).is_file() else [data]
     if not tf.io.gfile.exists(files[0]):
         raise InputError(f"data file not found: '{data}'. Pass an existing CSV file or a "
@@ -594,7 +599,11 @@ def load_streaming(
     frames = {name: drop_missing_targets(frame, target, f"the sample of {source}")
               for name, frame in frames.items()}
     if test_data:
-        frames["test"], _ = _test_frame(test_data, header, held_out_rows, keep_text)
+        frames["test"], test_header = _test_frame(test_data, held_out_rows, keep_text)
+        if target not in test_header:
+            raise InputError(f"test data '{test_data}' has no target column '{target}'; its "
+                             f"columns are: {', '.join(test_header)}.")
+        frames["test"] = drop_missing_targets(frames["test"], target, f"'{test_data}'")
     needed = SPLITS if not test_data else SPLITS[:2]
     short = [name for name in needed if len(frames[name]) == 0]
     if short:
@@ -614,7 +623,7 @@ def load_streaming(
         schema=schema, train=frames["train"], validation=frames["validation"],
         test=frames["test"], pattern=data, files=files, header=header, seed=seed,
         ranges=ranges, counts=counts, sample_rows=sample_rows, held_out_rows=held_out_rows,
-        scanned_lines=scanned, test_source=test_data)
+        scanned_lines=scanned, test_source=test_data, seconds=time.perf_counter() - started)
 
 
 class TrainingStream:

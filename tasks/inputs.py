@@ -10,6 +10,8 @@ of input are methods here:
   logistic regression and an RBF SVM on the pixels;
 * extra test plots: none, or a grid of misclassified images.
 
+Streamed CSV shards (`StreamedTableInputs`) are a table whose features are bounded samples; the
+one extra step is `training_stream`, which the runner trains on instead of the sample.
 Everything else (build, compile, fit, score, export, report) is shared.
 """
 
@@ -139,7 +141,7 @@ class StreamedTableInputs(TableInputs):
             "rows_without_target": counts.missing_target,
             "sample_rows": len(self.ids["train"]), "held_out_rows": {
                 "validation": len(self.ids["validation"]), "test": len(self.ids["test"])},
-            "scanned_lines": splits.scanned_lines,
+            "scanned_lines": splits.scanned_lines, "load_seconds": splits.seconds,
             "fitted_on_sample": ["schema", "preprocessing", "baselines", "int8 calibration"],
             "test_data": splits.test_source,
         }

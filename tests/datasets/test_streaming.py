@@ -211,3 +211,36 @@ def test_a_malformed_line_is_named_by_file_and_line(tmp_path):
     with pytest.raises(InputError, match=r"line 152 of '.*part-01.csv' has 3 fields but the "
                                          r"header has 5"):
         load(pattern, sample_rows=30, held_out_rows=10)
+
+
+def test_test_data_replaces_the_test_split(tmp_path):
+    pattern = write_shards(tmp_path / "s", user_rows(300), 2)
+    holdout = tmp_path / "holdout.csv"
+    user_rows(50, seed=9).to_csv(holdout, index=False)
+    result = load(pattern, test_data=str(holdout), sample_rows=50, held_out_rows=20)
+    assert result.counts.test == 0 and result.counts.train + result.counts.validation == 300
+    assert result.test["row_id"].tolist() == list(range(20))  # its first rows, in order
+
+
+@pytest.mark.parametrize("problem", ["regression", "multiclass"])
+def test_streamed_targets_match_the_in_memory_targets(tmp_path, problem):
+    frame = user_rows(300)
+    target = "annual income" if problem == "regression" else "color"
+    frame = frame.dropna(subset=[target])
+    if problem == "multiclass":
+        frame = frame.drop(columns="bought")
+    pattern = write_shards(tmp_path / problem, frame, 2)
+    result = load_streaming(pattern, problem, target, sample_rows=1000, held_out_rows=1000)
+    stream = TrainingStream(result, lambda features: features["row_id"], target_mean=50_000.0,
+                            target_std=10_000.0)
+    x, y = next(iter(stream.dataset(batch_size=len(stream), seed=0)))
+    by_id = frame.set_index("row_id")[target]
+    expected = by_id.loc[x.numpy().reshape(-1).astype(int)]
+    if problem == "regression":
+        assert y.shape == (len(stream), 1) and y.dtype == tf.float32
+        np.testing.assert_allclose(y.numpy().reshape(-1), (expected - 50_000) / 10_000,
+                                   rtol=1e-5)
+    else:
+        assert y.shape == (len(stream),) and y.dtype == tf.int32
+        assert result.schema.labels == ["blue", "green", "red"]
+        assert [result.schema.labels[i] for i in y.numpy()] == expected.tolist()
