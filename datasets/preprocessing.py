@@ -148,6 +148,20 @@ class TabularPreprocessor:
         """Raw features -> the float32 matrix the network trains on."""
         return self.featurizer(self.encode(features), training=False).numpy()
 
+    def transform_tensors(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        """`transform` on tensors, in graph mode too (for `tf.data.Dataset.map`).
+
+        Args:
+            features: Raw features by input name, shape (rows, 1): float32 numbers with NaN for
+                missing, strings for categories (see `features_from_frame`).
+
+        Returns:
+            The float32 matrix the network trains on, the same as `transform` gives.
+        """
+        codes = {name: self.lookups[name](values) if name in self.lookups else values
+                 for name, values in features.items()}
+        return self.featurizer(codes, training=False)
+
     def compose(self, network: keras.Model, target_mean: float = 0.0,
                 target_std: float = 1.0) -> keras.Model:
         """Puts preprocessing and a trained network together.

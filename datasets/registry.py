@@ -22,6 +22,7 @@ from datasets.tabular import (
     infer_schema,
     read_csv,
     split_frame,
+    streams,
 )
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -218,6 +219,9 @@ def load_tabular(
 def load_configured(data: Any, problem: str, seed: int, inputs: str = "table") -> Any:
     """Loads a task's data as its `tasks.config.DataConfig` (or any object with its fields) says.
 
+    A pattern of CSV shards (or any CSV with `stream`) is not loaded: `load_streaming` returns
+    bounded samples and the row counts, and training streams the rest.
+
     Args:
         data: The data settings.
         problem: The task's problem.
@@ -235,6 +239,17 @@ def load_configured(data: Any, problem: str, seed: int, inputs: str = "table") -
                            tuple(data.image_size) if data.image_size else None,
                            data.validation_fraction, data.test_fraction, seed,
                            data.skip_bad_images)
+    if streams(data.data, getattr(data, "stream", False)):
+        if data.data in TABULAR:
+            raise InputError(f"'{data.data}' is a named dataset, small enough for memory; "
+                             "--stream takes a CSV path or a pattern such as 'shards/*.csv'.")
+        from datasets.streaming import load_streaming  # imports TensorFlow for tf.data
+
+        return load_streaming(data.data, problem, data.target, test_data=data.test_data,
+                              validation_fraction=data.validation_fraction,
+                              test_fraction=data.test_fraction, seed=seed,
+                              categorical=data.categorical, positive_label=data.positive_label,
+                              sample_rows=data.sample_rows, held_out_rows=data.held_out_rows)
     return load_tabular(data.data, problem, target=data.target, test_data=data.test_data,
                         validation_fraction=data.validation_fraction,
                         test_fraction=data.test_fraction, seed=seed,

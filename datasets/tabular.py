@@ -99,6 +99,20 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def is_pattern(data: str) -> bool:
+    """Whether `--data` is a file pattern (has `*`, `?` or `[`) rather than one path."""
+    return any(character in data for character in "*?[")
+
+
+def streams(data: str, stream: bool = False) -> bool:
+    """Whether `--data` is streamed (`datasets/streaming.py`) rather than read into memory.
+
+    A pattern that is not an existing file streams, and so does anything with `--stream`
+    (`DataConfig.stream`). An existing file whose name happens to hold `[` or `*` is that file.
+    """
+    return stream or (is_pattern(data) and not Path(data).is_file())
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
     """Reads a CSV file into a DataFrame, turning every way it can fail into an `InputError`.
 
@@ -114,7 +128,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
                          "or a dataset name.")
     if path.is_dir():
         raise InputError(f"expected a CSV file but '{path}' is a folder. Pass the path of a CSV "
-                         "file.")
+                         f"file, or a pattern such as '{path / '*.csv'}' to stream its shards.")
     try:
         frame = pd.read_csv(path, skipinitialspace=True)
     except pd.errors.EmptyDataError:

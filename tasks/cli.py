@@ -60,8 +60,11 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
         data.add_argument("--skip-bad-images", action="store_true",
                           help="skip unreadable image files with a warning instead of stopping")
     else:
-        data.add_argument("--data", help=f"dataset name or CSV path (default: "
+        data.add_argument("--data", help=f"dataset name, CSV path, or a quoted pattern of CSV "
+                          f"shards such as 'shards/*.csv', streamed (default: "
                           f"{defaults.data.data})")
+        data.add_argument("--stream", action="store_true",
+                          help="stream a single CSV too instead of loading it into memory")
         data.add_argument("--target", help="column to predict (required for a CSV)")
         data.add_argument("--test-data", help="CSV of held-out rows for the final test "
                           f"(default: hold out {defaults.data.test_fraction:.0%}% of --data, "
@@ -182,6 +185,8 @@ def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[st
             explicit += _explicit_settings(key, value)
     if getattr(args, "image_size", None):
         config.data.image_size = parse_image_size(args.image_size)
+    if getattr(args, "stream", False):
+        config.data.stream = True
     if getattr(args, "skip_bad_images", False):
         config.data.skip_bad_images = True
     if getattr(args, "categorical", None):

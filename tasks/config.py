@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datasets.errors import InputError
+from datasets.tabular import streams
 
 # Export format -> artifact path in the run directory (see tasks/export.py).
 EXPORT_FORMATS = {
@@ -40,7 +41,8 @@ class DataConfig:
     """Where the data comes from and how it is split.
 
     Attributes:
-        data: A dataset name or a CSV path.
+        data: A dataset name, a CSV path, or a pattern of CSV shards (`shards/*.csv`: has `*`,
+            `?` or `[`), which is streamed (see `datasets/streaming.py`).
         target: Column to predict (named datasets have a default).
         test_data: Optional CSV of held-out rows; otherwise `test_fraction` of `data` is held out.
         validation_fraction: Fraction of the non-test rows used for validation (early stopping).
@@ -53,6 +55,12 @@ class DataConfig:
             `datasets/images.py`).
         skip_bad_images: Image tasks: skip unreadable image files with a warning instead of
             stopping.
+        stream: Stream `data` even when it is one CSV file (a pattern always streams): train on
+            every row through `tf.data` without loading the file into memory.
+        sample_rows: Streaming: training rows held in memory to infer the schema and adapt the
+            preprocessing on, and to fit the baselines and calibrate int8 on.
+        held_out_rows: Streaming: validation rows, and test rows, held in memory (the first
+            ones of each split) for early stopping, scores and export checks.
     """
 
     data: str = "smartwatch"
@@ -65,6 +73,9 @@ class DataConfig:
     max_categories: int = 50
     image_size: list[int] | None = None
     skip_bad_images: bool = False
+    stream: bool = False
+    sample_rows: int = 20_000
+    held_out_rows: int = 10_000
 
 
 @dataclass
@@ -317,6 +328,8 @@ def validate(config: TaskConfig) -> None:
         (0 < data.test_fraction < 1, "data.test_fraction must be between 0 and 1",
          data.test_fraction),
         (data.max_categories >= 1, "data.max_categories must be at least 1", data.max_categories),
+        (data.sample_rows >= 10, "data.sample_rows must be at least 10", data.sample_rows),
+        (data.held_out_rows >= 10, "data.held_out_rows must be at least 10", data.held_out_rows),
         (data.image_size is None or (len(data.image_size) == 2 and min(data.image_size) >= 1),
          "data.image_size (--image-size) must be two positive sizes, height and width",
          data.image_size),
@@ -340,6 +353,10 @@ def validate(config: TaskConfig) -> None:
     for ok, message, received in checks:
         if not ok:
             raise InputError(f"{message}. Received: {received!r}")
+    if config.inputs == "table" and streams(data.data, data.stream) and config.tune.enabled:
+        raise InputError(f"--tune does not work on streamed data yet (--data {data.data}). "
+                         "Search on a sample CSV, then train on the shards with the best "
+                         "settings (--set ... from its best_hyperparameters.json).")
     unknown = [name for name in config.export.formats if name not in EXPORT_FORMATS]
     if unknown:
         raise InputError(f"unknown export format {', '.join(unknown)}. --export takes a comma "

@@ -10,6 +10,8 @@ of input are methods here:
   logistic regression and an RBF SVM on the pixels;
 * extra test plots: none, or a grid of misclassified images.
 
+Streamed CSV shards (`StreamedTableInputs`) are a table whose features are bounded samples; the
+one extra step is `training_stream`, which the runner trains on instead of the sample.
 Everything else (build, compile, fit, score, export, report) is shared.
 """
 
@@ -23,6 +25,7 @@ import pandas as pd
 
 from datasets.image_preprocessing import INPUT_NAME, ImagePreprocessor, ImageSchema
 from datasets.preprocessing import TabularPreprocessor
+from datasets.streaming import StreamingSplits, TrainingStream
 from datasets.tabular import TabularSplits, encode_labels, features_from_frame
 from tasks import evaluation, report
 from tasks.presets import ProblemPreset
@@ -52,6 +55,10 @@ class TableInputs:
     def _frames(self) -> dict[str, Any]:
         return {"train": self.splits.train, "validation": self.splits.validation,
                 "test": self.splits.test}
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per split (`metrics.json`'s `rows`)."""
+        return {name: len(values) for name, values in self.ids.items()}
 
     def describe(self) -> str:
         """The run's first progress line."""
@@ -93,6 +100,69 @@ class TableInputs:
         return []
 
 
+class StreamedTableInputs(TableInputs):
+    """Streamed CSV shards as the runner uses them (see `datasets/streaming.py`).
+
+    `features` and `ids` are the bounded samples held in memory: the first `sample_rows`
+    training rows (preprocessing, baselines, int8 calibration) and the first `held_out_rows`
+    validation and test rows (early stopping, scores, export checks). Training itself streams
+    every training row (`training_stream`).
+
+    Args:
+        splits: From `datasets.streaming.load_streaming`.
+        max_categories: Most frequent categories kept per categorical column.
+    """
+
+    splits: StreamingSplits
+
+    def row_counts(self) -> dict[str, int]:
+        """Streamed training rows, held-out rows in memory, and the training sample's size."""
+        return {"train": self.splits.counts.train, "validation": len(self.ids["validation"]),
+                "test": len(self.ids["test"]), "train_sample": len(self.ids["train"])}
+
+    def describe(self) -> str:
+        """The run's first progress line."""
+        splits, counts = self.splits, self.splits.counts
+        return (f"data: {self.name}: streaming {len(splits.files)} file(s), {counts.lines:,} rows "
+                f"({counts.train:,} train / {counts.validation:,} validation / "
+                f"{counts.test:,} test); in memory: a sample of {len(self.ids['train']):,} "
+                f"training rows, {len(self.ids['validation']):,} validation and "
+                f"{len(self.ids['test']):,} test rows; {len(self.schema.numeric)} numeric and "
+                f"{len(self.schema.categorical)} categorical features; target "
+                f"'{self.schema.target}'")
+
+    def streaming_facts(self) -> dict[str, Any]:
+        """The `streaming` section of metrics.json: what was streamed, what was sampled."""
+        splits, counts = self.splits, self.splits.counts
+        return {
+            "pattern": splits.pattern, "files": len(splits.files), "rows": counts.lines,
+            "rows_by_split": {"train": counts.train, "validation": counts.validation,
+                              "test": counts.test},
+            "rows_without_target": counts.missing_target,
+            "sample_rows": len(self.ids["train"]), "held_out_rows": {
+                "validation": len(self.ids["validation"]), "test": len(self.ids["test"])},
+            "scanned_lines": splits.scanned_lines, "load_seconds": splits.seconds,
+            "fitted_on_sample": ["schema", "preprocessing", "baselines", "int8 calibration"],
+            "test_data": splits.test_source,
+        }
+
+    def summary(self, preprocessor: TabularPreprocessor) -> dict[str, Any]:
+        """The report's data facts, with what was streamed and what was sampled."""
+        counts = self.splits.counts
+        return {**super().summary(preprocessor), "streaming": (
+            f"{counts.train:,} training rows streamed from {len(self.splits.files)} file(s) "
+            f"(`{self.splits.pattern}`) every epoch; the schema, preprocessing statistics, "
+            f"baselines and int8 calibration come from a sample of the first "
+            f"{len(self.ids['train']):,} of them; validation and test are the first "
+            f"{len(self.ids['validation']):,} and {len(self.ids['test']):,} rows of theirs")}
+
+    def training_stream(self, preprocessor: TabularPreprocessor, target_mean: float = 0.0,
+                        target_std: float = 1.0) -> TrainingStream:
+        """Every training row, preprocessed by `preprocessor` (adapted on the sample)."""
+        return TrainingStream(self.splits, preprocessor.transform_tensors, target_mean,
+                              target_std)
+
+
 class ImageInputs:
     """An image dataset's splits as the runner uses them.
 
@@ -108,6 +178,10 @@ class ImageInputs:
         sets = {name: getattr(splits, name) for name in SPLITS}
         self.features = {name: {INPUT_NAME: images.images} for name, images in sets.items()}
         self.ids = {name: images.labels.astype("int64") for name, images in sets.items()}
+
+    def row_counts(self) -> dict[str, int]:
+        """Images per split (`metrics.json`'s `rows`)."""
+        return {name: len(values) for name, values in self.ids.items()}
 
     def describe(self) -> str:
         """The run's first progress line."""
@@ -155,4 +229,8 @@ class ImageInputs:
 
 def inputs_for(splits: Any, inputs: str, max_categories: int) -> TableInputs | ImageInputs:
     """Wraps loaded splits for the runner (`inputs` is `TaskConfig.inputs`)."""
-    return ImageInputs(splits) if inputs == "images" else TableInputs(splits, max_categories)
+    if inputs == "images":
+        return ImageInputs(splits)
+    if isinstance(splits, StreamingSplits):
+        return StreamedTableInputs(splits, max_categories)
+    return TableInputs(splits, max_categories)

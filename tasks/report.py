@@ -317,6 +317,7 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
            " (the network learns them standardized; every export outputs these units)")
         + (f" (positive: `{summary['labels'][-1]}`)" if metrics["problem"] == "binary" else ""),
         f"- features: {summary['features']}",
+        *([f"- streamed: {summary['streaming']}"] if summary.get("streaming") else []),
         "",
         "## Model",
         f"- `{model['name']}` with {json.dumps(summary['model_params'])}, "
@@ -327,7 +328,8 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
         "",
         "## Test metrics against baselines",
         "All scored with scikit-learn on the same test rows; baselines fitted on the same "
-        "training rows.",
+        + ("training rows." if not summary.get("streaming") else
+           "sample of the training rows that the preprocessing was adapted on."),
         "",
         _table(rows, ["", *names]),
         "",

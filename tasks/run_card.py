@@ -18,6 +18,7 @@ import numpy as np
 
 from datasets.named_images import NAMED_IMAGES
 from datasets.registry import TABULAR, load_frame
+from datasets.tabular import streams
 from tasks.config import ExportConfig
 
 DISTRIBUTIONS = {
@@ -62,7 +63,8 @@ def data_fingerprint(data: str, problem: str) -> dict[str, str]:
     """Where the data came from and its SHA-256.
 
     A named table is hashed as CSV text, a named image set as its uint8 pixels then its class
-    ids, a file as its bytes, a folder as its files (relative paths and contents).
+    ids, a file as its bytes, a folder as its files (relative paths and contents), a pattern of
+    shards as their names and bytes (one read of every shard, in chunks).
     """
     if data in NAMED_IMAGES:
         arrays = NAMED_IMAGES[data].load()
@@ -75,6 +77,10 @@ def data_fingerprint(data: str, problem: str) -> dict[str, str]:
         frame, _, _ = load_frame(data, problem)
         text = frame.to_csv(index=False, lineterminator="\n").encode()
         return {"source": f"named dataset '{data}'", "sha256": hashlib.sha256(text).hexdigest()}
+    if streams(data):
+        from datasets.streaming import fingerprint  # imports TensorFlow
+
+        return fingerprint(data)
     return {"source": str(Path(data).resolve()), "sha256": sha256_of(Path(data))}
 
 

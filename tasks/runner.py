@@ -36,6 +36,7 @@ import tasks
 import zoo
 from datasets.errors import InputError
 from datasets.registry import load_configured
+from datasets.streaming import TrainingStream
 from tasks import config as config_module
 from tasks import (
     distribute,
@@ -49,7 +50,7 @@ from tasks import (
 )
 from tasks.callbacks import standard_callbacks
 from tasks.config import TaskConfig, TrainConfig
-from tasks.inputs import ImageInputs, TableInputs, inputs_for
+from tasks.inputs import ImageInputs, StreamedTableInputs, TableInputs, inputs_for
 
 SPLITS = ("train", "validation", "test")
 SEARCH_SPLITS = ("train", "validation")
@@ -189,15 +190,19 @@ def _datasets(x: dict[str, np.ndarray], y: dict[str, np.ndarray], batch_size: in
     The training set is cached, reshuffled every pass and repeated, so Keras keeps one iterator
     for the whole fit instead of building one per epoch; validation is one cached batch. tf.data's
     graph rewrites and autotuning are off: they pay off for pipelines that read and decode, but
-    here they would be redone for every validation iterator, each epoch, to no gain.
+    here they would be redone for every validation iterator, each epoch, to no gain. Streamed
+    training rows (`x["train"]` a `TrainingStream`) are such a pipeline, endless as well, and
+    keep them on.
     """
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
     options.autotune.enabled = False
-    rows = len(x["train"])
-    train = (tf.data.Dataset.from_tensor_slices((x["train"], y["train"])).cache()
-             .shuffle(rows, seed=seed, reshuffle_each_iteration=True).repeat()
-             .batch(batch_size).with_options(options))
+    if isinstance(x["train"], TrainingStream):  # streamed shards: read, decoded every epoch
+        train = x["train"].dataset(batch_size, seed)
+    else:
+        train = (tf.data.Dataset.from_tensor_slices((x["train"], y["train"])).cache()
+                 .shuffle(len(x["train"]), seed=seed, reshuffle_each_iteration=True).repeat()
+                 .batch(batch_size).with_options(options))
     if "validation" not in x:
         return train, None
     validation = (tf.data.Dataset.from_tensor_slices((x["validation"], y["validation"]))
@@ -229,7 +234,8 @@ class TrainingData:
 
     Attributes:
         preprocessor: Adapted on the rows of `x["train"]` only.
-        x: `"train"` and, unless this is a refit, `"validation"` feature matrices.
+        x: `"train"` and, unless this is a refit, `"validation"` feature matrices; for streamed
+            data `"train"` is a `TrainingStream` of every training row (`len()` is their count).
         y: The matching targets (standardized for regression).
         target_mean: Mean of the training targets, when the network learns them standardized.
         target_std: Their standard deviation (the network's output times this, plus the mean,
@@ -246,15 +252,22 @@ class TrainingData:
 def prepare_training_data(problem: str, data: TableInputs | ImageInputs,
                           features: dict[str, dict[str, np.ndarray]],
                           ids: dict[str, np.ndarray]) -> TrainingData:
-    """Adapts preprocessing on `features["train"]` and transforms each split in `features`."""
+    """Adapts preprocessing on `features["train"]` and transforms each split in `features`.
+
+    For streamed data `features["train"]` is the training sample: the preprocessing (and a
+    regression target's mean and deviation) are adapted on it, and `x["train"]` becomes the
+    stream of every training row through that preprocessing.
+    """
     preprocessor = data.preprocessor(features["train"])
     x = {name: preprocessor.transform(values) for name, values in features.items()}
     y = {name: presets.training_targets(problem, ids[name]) for name in features}
-    if not presets.get_preset(problem).standardize_target:
-        return TrainingData(preprocessor, x, y)
-    mean, std = float(y["train"].mean()), float(y["train"].std() or 1.0)
-    standardized = {name: (values - mean) / std for name, values in y.items()}
-    return TrainingData(preprocessor, x, standardized, mean, std)
+    mean, std = 0.0, 1.0
+    if presets.get_preset(problem).standardize_target:
+        mean, std = float(y["train"].mean()), float(y["train"].std() or 1.0)
+        y = {name: (values - mean) / std for name, values in y.items()}
+    if isinstance(data, StreamedTableInputs):
+        x["train"] = data.training_stream(preprocessor, mean, std)
+    return TrainingData(preprocessor, x, y, mean, std)
 
 
 @dataclass
@@ -490,8 +503,10 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
                        "process_seconds": time.time() - tasks.PROCESS_START},
             "exports": exports,
             "latency": reference_latency,
-            "rows": {name: len(values) for name, values in ids.items()},
+            "rows": inputs.row_counts(),
         }
+        if isinstance(inputs, StreamedTableInputs):
+            metrics["streaming"] = inputs.streaming_facts()
         if preset.per_class is not None:
             metrics["per_class"] = preset.per_class(ids["test"], outputs["test"],
                                                     inputs.schema.labels)
@@ -693,7 +708,7 @@ def _plots(run_dir: Path, history: pd.DataFrame, preset: presets.ProblemPreset,
 def _summary(inputs: TableInputs | ImageInputs, preprocessor: Any, fitted: FittedNetwork,
              tuned_settings: dict[str, Any] | None, config: TaskConfig) -> dict[str, Any]:
     return {
-        "rows": {name: len(values) for name, values in inputs.ids.items()},
+        "rows": inputs.row_counts(),
         **inputs.summary(preprocessor),
         "parameters": fitted.network.count_params(),
         "epochs_run": len(fitted.history),
