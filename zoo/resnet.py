@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 import keras
 
-from zoo.cnn import FLIPS, _augmentation, _check_choice, _check_fraction
+from zoo.cnn import _augmentation, _check_augmentation, _check_choice, _check_fraction
 from zoo.heads import add_head
 from zoo.registry import register_model
 from zoo.search_space import Choice, Float, SearchSpace
@@ -229,13 +229,8 @@ def resnet(
     n = blocks_per_stage(depth, block)
     if int(width) != width or width < 1:
         raise ValueError(f"width must be a whole number >= 1. Received: width={width}")
-    _check_choice("flip", flip, FLIPS)
-    _check_choice("fill_mode", fill_mode, ("nearest", "reflect", "constant", "wrap"))
+    _check_augmentation(flip, rotation, zoom, translation, contrast, fill_mode)
     _check_fraction("dropout_rate", dropout_rate)
-    _check_fraction("rotation", rotation, 0.5)
-    for argument, value in (("zoom", zoom), ("translation", translation),
-                            ("contrast", contrast)):
-        _check_fraction(argument, value)
     if not 0.0 < batch_norm_momentum < 1.0:
         raise ValueError("batch_norm_momentum must be in (0, 1). "
                          f"Received: batch_norm_momentum={batch_norm_momentum}")
