@@ -186,14 +186,6 @@ def backbone_layers(model: keras.Model) -> keras.Model:
                      "models built by zoo.applications.transfer have one.")
 
 
-def _sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    """`layer` and every layer nested in it."""
-    found = [layer]
-    for inner in getattr(layer, "layers", []):
-        found.extend(_sublayers(inner))
-    return found
-
-
 def set_trainable(backbone: keras.Model, top_layers: int) -> None:
     """Freezes the backbone, then unfreezes its top `top_layers` layers except batch norm.
 
@@ -202,6 +194,8 @@ def set_trainable(backbone: keras.Model, top_layers: int) -> None:
     top N layers (counted from the output, in `backbone.layers` order; a nested model counts
     as one layer). BatchNormalization layers stay frozen in both phases: in Keras 3 a frozen
     BatchNormalization layer runs in inference mode, keeping the statistics it was trained with.
+    Compile the model after each call: a compiled model keeps training the weights that were
+    trainable when it was compiled.
 
     Args:
         backbone: The backbone (`backbone_layers(model)`).
@@ -221,7 +215,7 @@ def set_trainable(backbone: keras.Model, top_layers: int) -> None:
         layer.trainable = False
     for layer in layers[len(layers) - int(top_layers):] if top_layers else []:
         layer.trainable = True
-        for inner in _sublayers(layer):
+        for inner in layer._flatten_layers(include_self=True, recursive=True):
             if isinstance(inner, keras.layers.BatchNormalization):
                 inner.trainable = False
 
