@@ -37,6 +37,7 @@ FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 POOLINGS = ("max", "avg", "none")
 GLOBAL_POOLINGS = ("avg", "max", "flatten")
 PADDINGS = ("same", "valid")
+FILL_MODES = ("nearest", "reflect", "constant", "wrap")
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -55,11 +56,24 @@ def _output_side(side: int, kernel_size: int, strides: int, padding: str) -> int
     return (side - kernel_size) // strides + 1
 
 
-def _augmentation(x: keras.KerasTensor, flip: str, rotation: float, zoom: float,
-                  translation: float, contrast: float, fill_mode: str) -> keras.KerasTensor:
-    """Random layers on [0, 1] pixels; each is left out when its strength is 0 (or flip none).
+def _check_augmentation(flip: str, rotation: float, zoom: float, translation: float,
+                        contrast: float, fill_mode: str) -> None:
+    """Validates the augmentation arguments `_augmentation` takes (shared by the builders)."""
+    _check_choice("flip", flip, FLIPS)
+    _check_choice("fill_mode", fill_mode, FILL_MODES)
+    _check_fraction("rotation", rotation, 0.5)
+    for argument, value in (("zoom", zoom), ("translation", translation),
+                            ("contrast", contrast)):
+        _check_fraction(argument, value)
 
-    Each is wrapped in `TrainingOnly`, so it acts only in training (see zoo/layers.py).
+
+def _augmentation(x: keras.KerasTensor, flip: str, rotation: float, zoom: float,
+                  translation: float, contrast: float, fill_mode: str,
+                  value_range: tuple[float, float] = (0, 1)) -> keras.KerasTensor:
+    """Random layers on pixels in `value_range`; each is left out when its strength is 0.
+
+    Each is wrapped in `TrainingOnly`, so it acts only in training (see zoo/layers.py). The
+    contrast change clips to `value_range`: (0, 1) after rescaling, (0, 255) on raw pixels.
     """
     layers = []
     if flip != "none":
@@ -74,7 +88,7 @@ def _augmentation(x: keras.KerasTensor, flip: str, rotation: float, zoom: float,
                                                      fill_mode=fill_mode,
                                                      name="random_translation"))
     if contrast:
-        layers.append(keras.layers.RandomContrast(contrast, value_range=(0, 1),
+        layers.append(keras.layers.RandomContrast(contrast, value_range=value_range,
                                                   name="random_contrast"))
     for layer in layers:
         x = TrainingOnly(layer, name=f"{layer.name}_in_training")(x)
@@ -186,13 +200,8 @@ def cnn(
     _check_choice("padding", padding, PADDINGS)
     _check_choice("pooling", pooling, POOLINGS)
     _check_choice("global_pooling", global_pooling, GLOBAL_POOLINGS)
-    _check_choice("flip", flip, FLIPS)
-    _check_choice("fill_mode", fill_mode, ("nearest", "reflect", "constant", "wrap"))
+    _check_augmentation(flip, rotation, zoom, translation, contrast, fill_mode)
     _check_fraction("dropout_rate", dropout_rate)
-    _check_fraction("rotation", rotation, 0.5)
-    for argument, value in (("zoom", zoom), ("translation", translation),
-                            ("contrast", contrast)):
-        _check_fraction(argument, value)
     if not 0.0 < batch_norm_momentum < 1.0:
         raise ValueError("batch_norm_momentum must be in (0, 1). "
                          f"Received: batch_norm_momentum={batch_norm_momentum}")
