@@ -91,6 +91,28 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
                           help=f"tf.distribute strategy (default: {defaults.runtime.strategy})")
     training.add_argument("--tensorboard", action="store_true",
                           help="also write TensorBoard logs to RUN_DIR/logs")
+    if defaults.model.name == "transfer":
+        transfer = parser.add_argument_group(
+            "transfer learning",
+            "Phase 1 trains a new head on the frozen backbone; phase 2 unfreezes the backbone's\n"
+            "top layers (batch norm stays frozen) at a learning rate 10x lower.")
+        transfer.add_argument(
+            "--weights", metavar="imagenet|none|PATH",
+            help="the backbone's weights: imagenet (downloaded once into the Keras cache, "
+            "~/.keras/models), none (random), or a model.keras from an earlier image_classify "
+            "or transfer_learning run, whose feature extractor becomes the backbone (default: "
+            f"{defaults.model.params.get('weights')})")
+        transfer.add_argument(
+            "--backbone", help="keras.applications backbone: resnet50, resnet50v2, "
+            "mobilenet_v3_small or efficientnet_b0; ignored with --weights PATH "
+            f"(default: {defaults.model.params.get('backbone')})")
+        transfer.add_argument(
+            "--fine-tune-layers", type=int, metavar="N",
+            help="backbone layers (from the top) trained in phase 2; 0 skips phase 2 "
+            f"(default: {defaults.train.fine_tune_layers})")
+        transfer.add_argument(
+            "--fine-tune-epochs", type=int, metavar="N",
+            help=f"most epochs of phase 2 (default: {defaults.train.fine_tune_epochs})")
     tune = parser.add_argument_group(
         "hyperparameter search (docs/tuning.md)",
         "Searches the model's declared space on the validation split, then refits the best\n"
@@ -124,7 +146,8 @@ FLAG_SETTINGS = {
     "batch_size": "train.batch_size", "learning_rate": "train.learning_rate",
     "optimizer": "train.optimizer", "seed": "runtime.seed", "strategy": "runtime.strategy",
     "run_dir": "runtime.run_dir", "trials": "tune.trials", "tuner": "tune.tuner",
-    "max_epochs": "tune.max_epochs",
+    "max_epochs": "tune.max_epochs", "backbone": "model.backbone",
+    "fine_tune_layers": "train.fine_tune_layers", "fine_tune_epochs": "train.fine_tune_epochs",
 }
 SEARCH_FLAGS = ("trials", "tuner", "max_epochs", "overwrite")
 
@@ -156,6 +179,23 @@ def parse_image_size(text: str) -> list[int]:
     return sizes * 2 if len(sizes) == 1 else sizes
 
 
+def weights_setting(text: str) -> str | None:
+    """`--weights`: `imagenet`, `none` (None) or a model file's absolute path.
+
+    Raises:
+        InputError: For a path that does not exist.
+    """
+    choice = text.strip()
+    if choice.lower() in ("imagenet", "none"):
+        return None if choice.lower() == "none" else "imagenet"
+    path = Path(choice).expanduser()
+    if not path.is_file():
+        raise InputError(f"--weights takes imagenet, none, or the path of a model.keras from an "
+                         f"earlier image_classify or transfer_learning run; no such file. "
+                         f"Received: --weights {text}")
+    return str(path.resolve())
+
+
 def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None,
                      prog: str, description: str) -> TaskConfig:
     """Parses `argv` on top of the task's default configuration.
@@ -183,6 +223,8 @@ def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[st
         if value is not None:
             apply_override(config, key, value)
             explicit += _explicit_settings(key, value)
+    if getattr(args, "weights", None) is not None:
+        apply_override(config, "model.weights", weights_setting(args.weights))
     if getattr(args, "image_size", None):
         config.data.image_size = parse_image_size(args.image_size)
     if getattr(args, "stream", False):

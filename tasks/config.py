@@ -104,6 +104,12 @@ class TrainConfig:
         steps_per_execution: Gradient steps per call into TensorFlow; 0 means "auto": a whole
             epoch (up to 32 steps), which removes most of Keras's per-step overhead on small data.
         tensorboard: Also write TensorBoard logs to `<run-dir>/logs`.
+        fine_tune_layers: Models with a pretrained `backbone` (`transfer`): phase 1 trains the
+            head on the frozen backbone; phase 2 unfreezes this many of the backbone's top
+            layers (batch-norm layers stay frozen, in inference mode). 0 skips phase 2.
+        fine_tune_epochs: Most epochs of phase 2 (early stopping usually ends sooner).
+        fine_tune_learning_rate_factor: Phase 2's learning rate is `learning_rate` times this
+            (0.1: ten times lower, so the pretrained features are adjusted, not overwritten).
     """
 
     epochs: int = 200
@@ -115,6 +121,9 @@ class TrainConfig:
     reduce_lr_patience: int = 10
     steps_per_execution: int = 0
     tensorboard: bool = False
+    fine_tune_layers: int = 0
+    fine_tune_epochs: int = 0
+    fine_tune_learning_rate_factor: float = 0.1
 
 
 @dataclass
@@ -323,6 +332,14 @@ def validate(config: TaskConfig) -> None:
          train.reduce_lr_patience),
         (train.steps_per_execution >= 0, "train.steps_per_execution must be >= 0 (0 = auto)",
          train.steps_per_execution),
+        (train.fine_tune_layers >= 0,
+         "train.fine_tune_layers (--fine-tune-layers) must be >= 0 (0 = no fine-tuning)",
+         train.fine_tune_layers),
+        (train.fine_tune_epochs >= 0, "train.fine_tune_epochs (--fine-tune-epochs) must be >= 0",
+         train.fine_tune_epochs),
+        (0 < train.fine_tune_learning_rate_factor <= 1,
+         "train.fine_tune_learning_rate_factor must be in (0, 1]",
+         train.fine_tune_learning_rate_factor),
         (0 < data.validation_fraction < 1, "data.validation_fraction must be between 0 and 1",
          data.validation_fraction),
         (0 < data.test_fraction < 1, "data.test_fraction must be between 0 and 1",

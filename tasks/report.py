@@ -40,19 +40,25 @@ def write_json(path: Path, data: Any) -> None:
 def plot_learning_curves(history: pd.DataFrame, path: Path) -> None:
     """Training vs validation curves for every metric Keras logged, one panel each.
 
-    A dotted line marks the epoch of lowest validation loss, whose weights early stopping keeps.
+    A dotted line marks the epoch of lowest validation loss, whose weights early stopping keeps;
+    in a two-phase transfer fit a dashed line marks where fine-tuning began.
     """
     names = [name for name in history.columns
-             if name not in ("epoch", "learning_rate") and not name.startswith("val_")]
+             if name not in ("epoch", "learning_rate", "phase") and not name.startswith("val_")]
     figure, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
     epochs = history["epoch"] + 1
     best = epochs[history["val_loss"].idxmin()] if "val_loss" in history else None
+    fine_tuning = (epochs[history["phase"] == 2].min()
+                   if "phase" in history and (history["phase"] == 2).any() else None)
     for axis, name in zip(axes[0], names, strict=True):
         axis.plot(epochs, history[name], label="train")
         if f"val_{name}" in history:
             axis.plot(epochs, history[f"val_{name}"], label="validation")
         if best is not None:
             axis.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
+        if fine_tuning is not None:
+            axis.axvline(fine_tuning - 0.5, color="black", linestyle="--",
+                         label="fine-tuning starts")
         axis.set_xlabel("epoch")
         axis.set_title(name)
         axis.legend()
@@ -292,6 +298,19 @@ def _search_section(metrics: dict[str, Any], summary: dict[str, Any]) -> list[st
     ]
 
 
+def _phases_line(phases: dict[str, Any] | None) -> list[str]:
+    """The two phases of a transfer fit, for the report's model section."""
+    if not phases:
+        return []
+    line = (f"- two phases: {phases['head_epochs']} epochs training the head on the frozen "
+            f"backbone, then {phases['fine_tune_epochs']} epochs fine-tuning its top "
+            f"{phases['fine_tune_layers']} layers (batch norm frozen) at learning rate "
+            f"{phases['fine_tune_learning_rate']:.3g}; ")
+    return [line + ("kept the fine-tuned weights" if phases["kept"] == 2 else
+                    "fine-tuning did not lower the validation loss, so the phase 1 weights "
+                    "were kept")]
+
+
 def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
                  summary: dict[str, Any], plots: list[str]) -> None:
     """Writes `report.md`: data, model, test metrics vs baselines, search, exports, plots."""
@@ -325,6 +344,7 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
                                                    else ""),
         f"- {train['optimizer']} at learning rate {train['learning_rate']:.3g}, batch "
         f"{train['batch_size']}; {fit} in {metrics['timing']['fit_seconds']:.1f} s",
+        *_phases_line(summary.get("phases")),
         "",
         "## Test metrics against baselines",
         "All scored with scikit-learn on the same test rows; baselines fitted on the same "

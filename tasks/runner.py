@@ -438,6 +438,15 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
         presets.resolve_loss(config.problem, config.train.loss)
     except ValueError as error:
         raise InputError(str(error)) from None
+    if zoo.get_builder(config.model.name) is zoo.applications.transfer:
+        try:  # before anything is written: a missing weights file costs no training
+            zoo.applications.check_weights(**{name: config.model.params[name] for name in
+                                              ("backbone", "weights") if name in
+                                              config.model.params})
+        except InputError:
+            raise
+        except ValueError as error:
+            raise InputError(f"model '{config.model.name}': {error}") from None
     space = tuning.resolve_space(config) if config.tune.enabled else None
     seed = config.runtime.seed
     keras.utils.set_random_seed(seed)

@@ -107,6 +107,32 @@ def _application(backbone: str, weights: str | None, size: tuple[int, int]) -> k
     return network
 
 
+def check_weights(backbone: str = "mobilenet_v3_small", weights: str | None = None) -> None:
+    """Makes sure `transfer(backbone=..., weights=...)` can get its weights, before a run starts.
+
+    ImageNet weights missing from the Keras cache are downloaded now (an `InputError` naming the
+    cache folder when that fails); a `weights` path must be a loadable `.keras` model with a
+    head. Runs call this before writing anything, so a missing file costs no training.
+
+    Raises:
+        InputError: The weights cannot be had; the message says where to put them.
+        ValueError: An unknown backbone.
+    """
+    if weights is None or str(weights).lower() == "none":
+        return
+    if weights == "imagenet":
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {tuple(BACKBONES)}. "
+                             f"Received: backbone={backbone!r}")
+        if not (weights_cache_folder() / BACKBONES[backbone][1]).is_file():
+            _application(backbone, "imagenet", (IMAGENET_SIZE, IMAGENET_SIZE))
+        return
+    try:
+        feature_extractor(_load_saved_model(Path(weights)))
+    except ValueError as error:
+        raise InputError(f"--weights: {weights}: {error}") from None
+
+
 def _find_network(model: keras.Model) -> keras.Model | None:
     """The model itself if it has a "head" layer, else the first nested model that has one."""
     if any(layer.name == "head" for layer in model.layers):
