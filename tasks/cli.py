@@ -107,8 +107,8 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
             "mobilenet_v3_small or efficientnet_b0; ignored with --weights PATH "
             f"(default: {defaults.model.params.get('backbone')})")
         transfer.add_argument(
-            "--fine-tune-layers", type=int, metavar="N",
-            help="backbone layers (from the top) trained in phase 2; 0 skips phase 2 "
+            "--fine-tune-layers", type=fine_tune_layers, metavar="N|all",
+            help="backbone layers (from the top) trained in phase 2; all, or 0 to skip phase 2 "
             f"(default: {defaults.train.fine_tune_layers})")
         transfer.add_argument(
             "--fine-tune-epochs", type=int, metavar="N",
@@ -177,6 +177,17 @@ def parse_image_size(text: str) -> list[int]:
         raise InputError(f"--image-size takes HxW or one number, e.g. 64x64 or 64. "
                          f"Received: --image-size {text}")
     return sizes * 2 if len(sizes) == 1 else sizes
+
+
+def fine_tune_layers(text: str) -> int:
+    """`--fine-tune-layers`: a number of layers, or `all` (-1)."""
+    if text.strip().lower() == "all":
+        return -1
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a number of layers or all. Received: "
+                                         f"{text}") from None
 
 
 def weights_setting(text: str) -> str | None:

@@ -106,7 +106,8 @@ class TrainConfig:
         tensorboard: Also write TensorBoard logs to `<run-dir>/logs`.
         fine_tune_layers: Models with a pretrained `backbone` (`transfer`): phase 1 trains the
             head on the frozen backbone; phase 2 unfreezes this many of the backbone's top
-            layers (batch-norm layers stay frozen, in inference mode). 0 skips phase 2.
+            layers (batch-norm layers stay frozen, in inference mode). 0 skips phase 2; -1
+            (`--fine-tune-layers all`) unfreezes every layer.
         fine_tune_epochs: Most epochs of phase 2 (early stopping usually ends sooner).
         fine_tune_learning_rate_factor: Phase 2's learning rate is `learning_rate` times this
             (0.1: ten times lower, so the pretrained features are adjusted, not overwritten).
@@ -332,8 +333,9 @@ def validate(config: TaskConfig) -> None:
          train.reduce_lr_patience),
         (train.steps_per_execution >= 0, "train.steps_per_execution must be >= 0 (0 = auto)",
          train.steps_per_execution),
-        (train.fine_tune_layers >= 0,
-         "train.fine_tune_layers (--fine-tune-layers) must be >= 0 (0 = no fine-tuning)",
+        (train.fine_tune_layers >= -1,
+         "train.fine_tune_layers (--fine-tune-layers) must be all (-1), 0 (no fine-tuning) or "
+         "a number of layers",
          train.fine_tune_layers),
         (train.fine_tune_epochs >= 0, "train.fine_tune_epochs (--fine-tune-epochs) must be >= 0",
          train.fine_tune_epochs),

@@ -303,9 +303,10 @@ def _phases_line(phases: dict[str, Any] | None) -> list[str]:
     if not phases:
         return []
     line = (f"- two phases: {phases['head_epochs']} epochs training the head on the frozen "
-            f"backbone, then {phases['fine_tune_epochs']} epochs fine-tuning its top "
-            f"{phases['fine_tune_layers']} layers (batch norm frozen) at learning rate "
-            f"{phases['fine_tune_learning_rate']:.3g}; ")
+            f"backbone, then {phases['fine_tune_epochs']} epochs fine-tuning "
+            + ("all its layers" if phases["fine_tune_layers"] < 0 else
+               f"its top {phases['fine_tune_layers']} layers")
+            + f" (batch norm frozen) at learning rate {phases['fine_tune_learning_rate']:.3g}; ")
     return [line + ("kept the fine-tuned weights" if phases["kept"] == 2 else
                     "fine-tuning did not lower the validation loss, so the phase 1 weights "
                     "were kept")]

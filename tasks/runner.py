@@ -356,6 +356,10 @@ def _backbone(network: keras.Model, train: TrainConfig) -> keras.Model | None:
     return None
 
 
+def _layers_text(count: int) -> str:
+    return "all backbone layers" if count < 0 else f"top {count} backbone layers"
+
+
 def _trainable_count(network: keras.Model) -> int:
     return sum(int(np.prod(weight.shape)) for weight in network.trainable_weights)
 
@@ -376,11 +380,12 @@ def _fine_tune(network: keras.Model, backbone: keras.Model, history: pd.DataFram
     """
     history = history.assign(phase=1)
     phase_one = network.get_weights()
-    zoo.applications.set_trainable(backbone, train.fine_tune_layers)
+    zoo.applications.set_trainable(backbone, len(backbone.layers) if train.fine_tune_layers < 0
+                                   else train.fine_tune_layers)
     learning_rate = train.learning_rate * train.fine_tune_learning_rate_factor
     compile_at(learning_rate)
     if progress:
-        print(f"fine-tuning: top {train.fine_tune_layers} backbone layers "
+        print(f"fine-tuning: {_layers_text(train.fine_tune_layers)} "
               f"({_trainable_count(network):,} trainable parameters), learning rate "
               f"{learning_rate:g}, up to {train.fine_tune_epochs} epochs", flush=True)
     seconds = fit_network(network, data.x, data.y, plan,

@@ -28,9 +28,11 @@ from tasks.config import DataConfig, ModelConfig, TaskConfig, TrainConfig
 def default_config() -> TaskConfig:
     """MobileNetV3Small with ImageNet weights on `digits`; 30 + 30 epochs at most.
 
-    Phase 1 uses a usual learning rate for a fresh head (1e-3); phase 2 a tenth of it for the top
-    20 backbone layers. Patience is shorter than image_classify's: a head on fixed features
-    converges in few epochs.
+    Phase 1 trains the fresh head at 1e-2: at 1e-3 a head on a small folder (a few steps per
+    epoch) was still improving after 60 epochs (benchmarks/transfer_digits.py). Phase 2 runs at a
+    tenth of that on the top 20 backbone layers; for a small backbone from `--weights PATH`,
+    `--fine-tune-layers all` did better (docs/BENCHMARKS.md). Patience is shorter than
+    image_classify's: a head on fixed features converges in few epochs.
     """
     return TaskConfig(
         task="transfer_learning",
@@ -39,7 +41,7 @@ def default_config() -> TaskConfig:
         data=DataConfig(data="digits"),
         model=ModelConfig(name="transfer",
                           params={"backbone": "mobilenet_v3_small", "weights": "imagenet"}),
-        train=TrainConfig(epochs=30, learning_rate=1e-3, early_stopping_patience=10,
+        train=TrainConfig(epochs=30, learning_rate=1e-2, early_stopping_patience=10,
                           reduce_lr_patience=5, fine_tune_layers=20, fine_tune_epochs=30),
     )
 

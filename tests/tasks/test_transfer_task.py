@@ -123,6 +123,9 @@ def test_transfer_input_errors(tmp_path, capsys):
     assert code == 2
     assert_one_error_line(capsys.readouterr().err.strip().splitlines(), "--weights takes",
                           "nope.keras")
+    assert transfer_learning.main(["--fine-tune-layers", "lots"]) == 2
+    assert_one_error_line(capsys.readouterr().err.strip().splitlines(),
+                          "--fine-tune-layers", "takes a number of layers or all", "lots")
     code = image_classify.main(["--set", "train.fine_tune_layers=3", "--epochs", "1",
                                 "--run-dir", str(tmp_path / "cnn")])
     assert code == 2
