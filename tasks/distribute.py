@@ -241,7 +241,8 @@ def _connect_tpu(required: bool) -> tf.distribute.Strategy | None:
         reason = f"no TPU answered within {timeout:g} s"
     else:
         error = outcome.get("error")
-        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        text = str(error).splitlines()[0] if str(error) else ""
+        reason = f"{type(error).__name__}: {text.split('. ')[0][:160]}"
     raise InputError(f"--strategy tpu found no usable TPU ({reason}). Run on a Cloud TPU VM, or "
                      f"set TPU_NAME to your TPU; {TPU_TIMEOUT_ENV} sets the wait. Without a TPU "
                      "use --strategy auto.")
