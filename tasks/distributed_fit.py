@@ -11,15 +11,16 @@ builders, compile presets, datasets and callbacks. The loop itself:
   optimizer) through `strategy.run`, one epoch per call into TensorFlow, over the training
   dataset distributed with `experimental_distribute_dataset`; auto-shard policy DATA, since the
   rows are in-memory tensors (no files to shard), so each task reads its part of every global
-  batch;
+  batch; BatchNormalization layers synchronize their batch statistics across replicas;
 - reads the epoch's training metrics reduced across the cluster;
 - validates on every task with a plain copy of the network (Keras's own `evaluate` on the whole
   validation set) and averages those logs across the cluster, so every task passes the same
   numbers to the callbacks and makes the same early-stopping and learning-rate decisions;
 - runs the standard callbacks through a `keras.callbacks.CallbackList`;
 - with a backup folder, saves a `tf.train.Checkpoint` (model and optimizer) and the callbacks'
-  state (`tasks.resume.TrainingState`) every epoch. Each task keeps its own copies, so resuming
-  needs no shared disk: on restart the tasks agree on the latest epoch they all saved.
+  state (`tasks.resume.TrainingState`) at the end of an epoch, at most every `backup_seconds`
+  (all tasks decide together). Each task keeps its own copies, so resuming needs no shared
+  disk: on restart the tasks agree on the latest epoch they all saved.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def fit(network: keras.Model, train_data: tf.data.Dataset,
             (`tasks.resume.open_backup`).
     """
     strategy = network.distribute_strategy
+    _synchronize_batch_norm(network)
     with strategy.scope():
         # What `fit` does before its first step (keras#20585 fails here on a distributed
         # batch): create the optimizer's and the metrics' variables, here from a local batch.
@@ -122,6 +124,22 @@ def fit(network: keras.Model, train_data: tf.data.Dataset,
     callback_list.on_train_end(logs=logs)
     if backup is not None:
         shutil.rmtree(backup.directory, ignore_errors=True)
+
+
+def _synchronize_batch_norm(network: keras.Model) -> None:
+    """Makes BatchNormalization layers use the global batch's statistics in training.
+
+    By default each replica normalizes with, and updates the moving statistics from, its own
+    part of the batch, so under MultiWorkerMirroredStrategy every worker ends with other moving
+    statistics (measured: up to 0.12 apart after one epoch of the image task) while its
+    trainable weights agree. Synchronized, every replica computes what one device would on the
+    global batch, and all workers end with the same weights. Inference is unchanged.
+    """
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+        elif isinstance(layer, keras.Model):
+            _synchronize_batch_norm(layer)
 
 
 def _restore(network: keras.Model, backup: Path, epochs: int,

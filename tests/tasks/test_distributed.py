@@ -185,6 +185,18 @@ def test_mixed_precision_on_cpu_warns_and_trains_in_float32(no_cluster, user_csv
     assert not (run_dir / resume.BACKUP_DIR).exists()
 
 
+def test_the_replicas_loop_synchronizes_batch_norm_in_nested_models():
+    from tasks import distributed_fit
+
+    inner = zoo.build_model("cnn", problem="multiclass", num_classes=3, input_shape=(16, 16, 1),
+                            batch_norm=True)
+    outer = keras.Sequential([keras.Input((16, 16, 1)), inner])
+    norms = [layer for layer in inner.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and not any(layer.synchronized for layer in norms)
+    distributed_fit._synchronize_batch_norm(outer)
+    assert all(layer.synchronized for layer in norms)
+
+
 def test_leave_cluster_is_a_plain_block_outside_a_cluster():
     with pytest.raises(KeyError), distribute.leave_cluster(tf.distribute.get_strategy()):
         raise KeyError("passes through")
