@@ -221,6 +221,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         resume_from: The epoch the backup holds (checked by `keras_backup`), 0 for none.
     """
 
+    # It saves at epoch ends only; its batch hook just counts. Without this Keras stops
+    # dispatching batch callbacks asynchronously, which waits on every training call.
+    async_safe = True
+
     def __init__(self, backup: Backup, state: TrainingState, resume_from: int):
         # The previous epoch's copy (.bkp) survives a kill during a save.
         super().__init__(str(backup.directory), double_checkpoint=True)
