@@ -15,9 +15,9 @@ import tensorflow as tf
 
 import zoo
 from datasets.errors import InputError
-from tasks import distribute, resume
+from tasks import distribute, resume, runner
 from tasks.binary_classify import default_config
-from tests.tasks.conftest import read_metrics
+from tasks.cli import config_from_args
 from tests.tasks.test_cli_errors import assert_one_error_line, run_main
 
 
@@ -168,21 +168,19 @@ def test_mixed_policy_applies_while_building_and_is_reset():
     assert network.output.dtype == "float32"
 
 
-def test_mixed_precision_on_cpu_warns_and_trains_in_float32(no_cluster, user_csv, tmp_path,
-                                                            capsys):
-    run_dir = tmp_path / "mixed"
+def test_mixed_precision_on_cpu_warns_and_keeps_float32(no_cluster, capsys):
+    config = config_from_args(default_config, ["--mixed-precision"], "tasks.binary_classify", "")
+    assert config.runtime.mixed_precision
     capsys.readouterr()
-    from tasks.binary_classify import main
-
-    assert main(cli(user_csv, run_dir, "--mixed-precision", "--export", "keras")) == 0
-    out = capsys.readouterr().out
-    assert "warning: --mixed-precision needs a GPU or a TPU" in out
-    assert read_metrics(run_dir)["distribution"] == {
-        "strategy": "DefaultStrategy", "replicas": 1, "workers": 1, "mixed_precision": "float32"}
-    assert json.loads((run_dir / "config.json").read_text())["runtime"]["mixed_precision"]
-    assert keras.config.dtype_policy().name == "float32"
-    # The run finished, so its backup is gone.
-    assert not (run_dir / resume.BACKUP_DIR).exists()
+    described = runner._describe_distribution(config, tf.distribute.get_strategy())
+    assert described == {"strategy": "DefaultStrategy", "replicas": 1, "workers": 1,
+                         "mixed_precision": "float32"}
+    assert capsys.readouterr().out.splitlines() == [
+        "warning: --mixed-precision needs a GPU or a TPU; on this CPU-only machine training "
+        "stays float32 (float16 on CPUs is emulated and slower)"]
+    config.runtime.mixed_precision = False
+    runner._describe_distribution(config, tf.distribute.get_strategy())
+    assert capsys.readouterr().out == ""
 
 
 def test_the_replicas_loop_synchronizes_batch_norm_in_nested_models():

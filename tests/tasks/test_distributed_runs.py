@@ -185,17 +185,16 @@ def test_a_killed_run_resumes_from_its_last_backup(user_csv, tmp_path, capsys):
 def test_a_cluster_with_a_killed_worker_resumes(user_csv, tmp_path):
     run_dir = tmp_path / "run"
     command = task_command(user_csv, run_dir, "--target", "bought", "--export", "none",
-                           "--epochs", "24", "--set", "train.early_stopping_patience=0",
+                           "--epochs", "16", "--set", "train.early_stopping_patience=0",
                            "--set", "runtime.backup_seconds=0")
     first = start_cluster(command, tmp_path / "first")
     wait_for(tmp_path / "run.partial" / resume.BACKUP_DIR / resume.STATE.format(epoch=3), first)
     first[1].send_signal(signal.SIGKILL)
-    # The chief's next collective fails or waits for the dead worker; stop it either way.
-    try:
-        first[0].wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        first[0].send_signal(signal.SIGKILL)
-        first[0].wait()
+    # Left alone, the chief's next collective fails once the dead worker misses its heartbeats
+    # (measured: exit 1 after ~10 s, its stage kept as run.failed); stop it now.
+    first[0].send_signal(signal.SIGKILL)
+    for process in first:
+        process.wait()
     assert not run_dir.exists()
 
     outputs = finish(start_cluster(command, tmp_path / "second"), tmp_path / "second")
@@ -203,7 +202,7 @@ def test_a_cluster_with_a_killed_worker_resumes(user_csv, tmp_path):
     # Both tasks resume from the same epoch, the latest both had saved.
     assert resumed[0] == resumed[1] and len(resumed[0]) == 1, outputs
     assert int(resumed[0][0][0]) >= 2
-    assert list(history(run_dir)["epoch"]) == list(range(24))
+    assert list(history(run_dir)["epoch"]) == list(range(16))
     assert len(list(tmp_path.rglob("metrics.json"))) == 1
     assert read_metrics(run_dir)["distribution"]["weights_sha256"] == (
         tmp_path / "run.workers" / "worker-1" / "weights.sha256").read_text().strip()
