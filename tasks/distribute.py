@@ -1,8 +1,11 @@
 """Choosing a `tf.distribute` strategy, mixed precision, and the roles of a multi-worker cluster.
 
 Model building and compiling happen inside `strategy.scope()` (see `tasks.runner`). The global
-batch is the per-replica batch (`--batch-size`) times the replicas; the learning rate is left as
-set, so scale it yourself when the replicas change the global batch (see docs/distributed.md).
+batch is the per-replica batch (`--batch-size`) times the replicas. The learning rate is used as
+given: when N replicas make the global batch N times larger, the usual starting point is the
+linear scaling rule (N times the single-device rate, with a few epochs of warm-up when N is
+large), or keep the global batch by dividing `--batch-size` by N. The runner does neither
+silently.
 
 Strategies (`--strategy`):
 
