@@ -88,7 +88,10 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
                           help=f"seed of the split and the weights (default: "
                           f"{defaults.runtime.seed})")
     training.add_argument("--strategy", choices=STRATEGIES,
-                          help=f"tf.distribute strategy (default: {defaults.runtime.strategy})")
+                          help=f"tf.distribute strategy; multi_worker reads TF_CONFIG "
+                          f"(docs/distributed.md; default: {defaults.runtime.strategy})")
+    training.add_argument("--mixed-precision", action="store_true",
+                          help="float16 compute on GPUs, bfloat16 on TPUs (float32 on CPUs)")
     training.add_argument("--tensorboard", action="store_true",
                           help="also write TensorBoard logs to RUN_DIR/logs")
     if defaults.model.name == "transfer":
@@ -247,6 +250,8 @@ def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[st
                                    for name in item.split(",") if name.strip()]
     if args.tensorboard:
         config.train.tensorboard = True
+    if args.mixed_precision:
+        config.runtime.mixed_precision = True
     if args.export is not None:
         choice = args.export.strip().lower()
         formats = {"none": [], "all": list(EXPORT_FORMATS)}.get(choice, args.export)

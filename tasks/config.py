@@ -32,8 +32,12 @@ EXPORT_FORMATS = {
 # SavedModel; each TFLite variant adds about a second to a run).
 DEFAULT_EXPORTS = ("keras", "savedmodel", "tflite", "tflite_int8")
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
-STRATEGIES = ("auto", "default", "mirrored")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 TUNERS = ("random", "hyperband", "bayesian")
+TUNE_MULTI_WORKER = (
+    "--tune does not run under --strategy multi_worker: a search spreads its trials over "
+    "processes with keras-tuner's own chief/worker mode (KERASTUNER_* variables, docs/tuning.md). "
+    "Drop --tune or the strategy.")
 
 
 @dataclass
@@ -129,11 +133,26 @@ class TrainConfig:
 
 @dataclass
 class RuntimeConfig:
-    """Seeds, the run directory and the distribution strategy."""
+    """Seeds, the run directory and the distribution strategy (see docs/distributed.md).
+
+    Attributes:
+        seed: Seeds the split, the weights and the shuffling.
+        run_dir: Where the run is written (default `runs/<task>-<timestamp>`).
+        strategy: One of `STRATEGIES`: `default` (one device), `mirrored` (the local GPUs, or
+            logical CPUs), `multi_worker` (the cluster in `TF_CONFIG`), `tpu`, or `auto` (the
+            first that applies: a TPU, a `TF_CONFIG` cluster, several GPUs, else one device).
+        mixed_precision: Compute in float16 on GPUs (bfloat16 on TPUs), keeping float32
+            variables and heads; on a CPU-only machine training stays float32, with a warning.
+        backup_seconds: A fit backs itself up at the end of an epoch once this many seconds
+            passed since its last backup (0: every epoch), so a killed run resumes having lost
+            at most about that much training (see tasks/resume.py).
+    """
 
     seed: int = 0
     run_dir: str | None = None
     strategy: str = "default"
+    mixed_precision: bool = False
+    backup_seconds: float = 30.0
 
 
 @dataclass
@@ -353,6 +372,8 @@ def validate(config: TaskConfig) -> None:
          "data.image_size (--image-size) must be two positive sizes, height and width",
          data.image_size),
         (config.runtime.seed >= 0, "runtime.seed (--seed) must be >= 0", config.runtime.seed),
+        (config.runtime.backup_seconds >= 0, "runtime.backup_seconds must be >= 0 (0 = every "
+         "epoch)", config.runtime.backup_seconds),
         (config.runtime.strategy in STRATEGIES,
          f"runtime.strategy (--strategy) must be one of {', '.join(STRATEGIES)}",
          config.runtime.strategy),
@@ -376,6 +397,8 @@ def validate(config: TaskConfig) -> None:
         raise InputError(f"--tune does not work on streamed data yet (--data {data.data}). "
                          "Search on a sample CSV, then train on the shards with the best "
                          "settings (--set ... from its best_hyperparameters.json).")
+    if config.tune.enabled and config.runtime.strategy == "multi_worker":
+        raise InputError(TUNE_MULTI_WORKER)
     unknown = [name for name in config.export.formats if name not in EXPORT_FORMATS]
     if unknown:
         raise InputError(f"unknown export format {', '.join(unknown)}. --export takes a comma "

@@ -1,31 +1,399 @@
-"""Choosing a `tf.distribute` strategy.
+"""Choosing a `tf.distribute` strategy, mixed precision, and the roles of a multi-worker cluster.
 
-Model building and compiling happen inside `strategy.scope()` (see `tasks.runner`). `mirrored`
-replicates the model on every local GPU (or on logical CPU devices, for testing); the global
-batch is the per-replica batch times the number of replicas.
+Model building and compiling happen inside `strategy.scope()` (see `tasks.runner`). The global
+batch is the per-replica batch (`--batch-size`) times the replicas. The learning rate is used as
+given: when N replicas make the global batch N times larger, the usual starting point is the
+linear scaling rule (N times the single-device rate, with a few epochs of warm-up when N is
+large), or keep the global batch by dividing `--batch-size` by N. The runner does neither
+silently.
+
+Strategies (`--strategy`):
+
+- `default`: one device.
+- `mirrored`: one replica per local GPU; on a machine without GPUs, one per logical CPU device
+  (`ZOO_CPU_DEVICES=N` splits the CPU into N, which is how the tests run two replicas).
+- `multi_worker`: `MultiWorkerMirroredStrategy` over the cluster in `TF_CONFIG`. Every task runs
+  the same command; Keras 3's `model.fit` fails under this strategy (keras#20585), so
+  `tasks.distributed_fit` trains with its own step. Only the chief writes the run directory.
+- `tpu`: `TPUStrategy` through `TPUClusterResolver` (`TPU_NAME`, or a TPU attached to this VM).
+- `auto`: a TPU when one is named or attached and answers; else the `TF_CONFIG` cluster when it
+  has more than one task; else `mirrored` over more than one GPU; else `default`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import context
 
 from datasets.errors import InputError
+from tasks.config import TUNE_MULTI_WORKER
+
+CPU_DEVICES_ENV = "ZOO_CPU_DEVICES"
+TPU_TIMEOUT_ENV = "ZOO_TPU_TIMEOUT"
+DEFAULT_TPU_TIMEOUT = 120.0
+# Variables that name a Cloud TPU; without one of them (or a TPU device file) `auto` never probes.
+TPU_ENV = ("TPU_NAME", "KUBE_GOOGLE_CLOUD_TPU_ENDPOINTS", "TPU_CONFIG", "COLAB_TPU_ADDR")
+TPU_DEVICE_FILES = ("/dev/accel0", "/dev/vfio/0")
+# Jobs of TF_CONFIG that train under MultiWorkerMirroredStrategy.
+TRAINING_JOBS = ("chief", "worker")
+# How long a finished task waits for the others (the chief exports after training).
+EXIT_BARRIER_SECONDS = 3600
+WORKERS_SUFFIX = ".workers"
+EXAMPLE_TF_CONFIG = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                     '"task": {"type": "worker", "index": 0}}')
 
 
-def get_strategy(name: str) -> tf.distribute.Strategy:
+@dataclass(frozen=True)
+class Cluster:
+    """This process's place in the `TF_CONFIG` cluster.
+
+    Attributes:
+        tasks: Processes that train (chief and workers).
+        task_type: `chief` or `worker`.
+        task_index: Index within `task_type`.
+        has_chief: The cluster names a `chief` task (else worker 0 is the chief).
+    """
+
+    tasks: int
+    task_type: str
+    task_index: int
+    has_chief: bool = False
+
+    @property
+    def is_chief(self) -> bool:
+        """The task that writes the run directory: `chief`, or worker 0 when there is none."""
+        return self.task_type == "chief" or (self.task_type == "worker" and self.task_index == 0
+                                             and not self.has_chief)
+
+    @property
+    def name(self) -> str:
+        """`chief` or `worker-<index>`, as in the scratch folder names."""
+        return "chief" if self.task_type == "chief" else f"worker-{self.task_index}"
+
+
+def read_cluster() -> Cluster | None:
+    """Parses `TF_CONFIG`; None when it is unset or empty.
+
+    Raises:
+        InputError: Not JSON, or not a cluster of chief/worker tasks that includes this task.
+    """
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return None
+    how = f"TF_CONFIG should look like {EXAMPLE_TF_CONFIG}, the same cluster on every task"
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"TF_CONFIG is not valid JSON ({error}). {how}.") from None
+    cluster = spec.get("cluster") if isinstance(spec, dict) else None
+    task = spec.get("task") if isinstance(spec, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not isinstance(task, dict):
+        raise InputError(f"TF_CONFIG needs a 'cluster' and a 'task'. Received: {text}. {how}.")
+    other = [job for job in cluster if job not in TRAINING_JOBS]
+    if other:
+        raise InputError(f"TF_CONFIG has jobs {', '.join(other)}; multi-worker training takes "
+                         f"only chief and worker tasks (no parameter servers or evaluators). "
+                         f"{how}.")
+    if not all(isinstance(hosts, list) and hosts for hosts in cluster.values()):
+        raise InputError(f"TF_CONFIG: each job is a non-empty list of host:port. Received: "
+                         f"{json.dumps(cluster)}. {how}.")
+    task_type, index = task.get("type"), task.get("index", 0)
+    if task_type not in cluster or not isinstance(index, int) or not (
+            0 <= index < len(cluster[task_type])):
+        raise InputError(f"TF_CONFIG's task {json.dumps(task)} is not in its cluster "
+                         f"({json.dumps(cluster)}). {how}.")
+    tasks = sum(len(hosts) for hosts in cluster.values())
+    return Cluster(tasks, task_type, index, has_chief="chief" in cluster)
+
+
+def configure_cpu_devices() -> int | None:
+    """Splits the CPU into `ZOO_CPU_DEVICES` logical devices, before TensorFlow starts.
+
+    `mirrored` then puts one replica on each, so two-replica training can be tested on any
+    machine. Without the variable nothing changes.
+
+    Returns:
+        The number of logical CPU devices asked for, or None.
+
+    Raises:
+        InputError: Not a positive integer, or TensorFlow already started with another split.
+    """
+    text = os.environ.get(CPU_DEVICES_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise InputError(f"{CPU_DEVICES_ENV} takes a positive number of logical CPU devices, "
+                         f"e.g. {CPU_DEVICES_ENV}=2. Received: {CPU_DEVICES_ENV}={text!r}")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == count:
+        return count
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    except RuntimeError:
+        existing = len(tf.config.list_logical_devices("CPU"))
+        raise InputError(f"{CPU_DEVICES_ENV}={count} must be set before TensorFlow starts, but "
+                         f"this process already runs it on {existing} logical CPU device(s). "
+                         f"Set it in the environment of a new process.") from None
+    return count
+
+
+def get_strategy(name: str, search: bool = False) -> tf.distribute.Strategy:
     """Returns the strategy for `--strategy NAME`.
 
     Args:
-        name: `default` (one device), `mirrored` (all local GPUs, else all logical CPUs), or
-            `auto` (mirrored when more than one GPU is visible, else default).
+        name: One of `tasks.config.STRATEGIES` (see the module docstring).
+        search: A hyperparameter search will run (it cannot be multi-worker: keras-tuner has its
+            own chief/worker mode).
+
+    Raises:
+        InputError: An unknown name, `multi_worker` without a usable `TF_CONFIG`, a search with
+            `multi_worker`, `tpu` without a TPU, or a bad `ZOO_CPU_DEVICES`.
     """
-    gpus = tf.config.list_logical_devices("GPU")
+    configure_cpu_devices()
+    cluster = read_cluster() if name in ("auto", "multi_worker") else None
+    # Physical, not logical: listing logical devices starts TensorFlow's runtime, after which
+    # MultiWorkerMirroredStrategy can no longer set up its collective ops.
+    gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
-        name = "mirrored" if len(gpus) > 1 else "default"
+        tpu = _connect_tpu(required=False) if _tpu_hinted() else None
+        if tpu is not None:
+            return tpu
+        name = ("multi_worker" if cluster is not None and cluster.tasks > 1
+                else "mirrored" if len(gpus) > 1 else "default")
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        devices = [device.name for device in gpus] or [
+        devices = [device.name for device in tf.config.list_logical_devices("GPU")] or [
             device.name for device in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    raise InputError(f"unknown strategy {name!r}; choose auto, default or mirrored.")
+    if name == "tpu":
+        return _connect_tpu(required=True)
+    if name == "multi_worker":
+        if cluster is None:
+            raise InputError("--strategy multi_worker needs TF_CONFIG: the cluster's tasks and "
+                             "this task's place in it, e.g. TF_CONFIG='" + EXAMPLE_TF_CONFIG
+                             + "' on the first host. See docs/distributed.md.")
+        if search:
+            raise InputError(TUNE_MULTI_WORKER)
+        # RING all-reduce works everywhere; on GPUs the runtime picks NCCL.
+        implementation = (tf.distribute.experimental.CommunicationImplementation.AUTO if gpus
+                          else tf.distribute.experimental.CommunicationImplementation.RING)
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=tf.distribute.experimental.CommunicationOptions(
+                implementation=implementation))
+    raise InputError(f"unknown strategy {name!r}; choose one of auto, default, mirrored, "
+                     "multi_worker, tpu.")
+
+
+def _tpu_hinted() -> bool:
+    return any(os.environ.get(name) for name in TPU_ENV) or any(
+        Path(path).exists() for path in TPU_DEVICE_FILES)
+
+
+def _connect_tpu(required: bool) -> tf.distribute.Strategy | None:
+    """Resolves, connects to and initializes a TPU, giving up after `ZOO_TPU_TIMEOUT` seconds.
+
+    The resolver asks the GCE metadata server about a named TPU, with no timeout of its own; a
+    machine without network would hang there, so the attempt runs in a daemon thread.
+    """
+    try:
+        timeout = float(os.environ.get(TPU_TIMEOUT_ENV, DEFAULT_TPU_TIMEOUT))
+    except ValueError:
+        raise InputError(f"{TPU_TIMEOUT_ENV} takes seconds, e.g. {TPU_TIMEOUT_ENV}=60. "
+                         f"Received: {os.environ[TPU_TIMEOUT_ENV]!r}") from None
+    outcome: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            named = any(os.environ.get(name) for name in TPU_ENV)
+            resolver = (tf.distribute.cluster_resolver.TPUClusterResolver() if named
+                        else tf.distribute.cluster_resolver.TPUClusterResolver(tpu="local"))
+            if named:
+                tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            outcome["strategy"] = tf.distribute.TPUStrategy(resolver)
+        except Exception as error:  # noqa: BLE001 - every failure means "no usable TPU"
+            outcome["error"] = error
+
+    thread = threading.Thread(target=connect, name="tpu-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "strategy" in outcome:
+        return outcome["strategy"]
+    if not required:
+        return None
+    if thread.is_alive():
+        reason = f"no TPU answered within {timeout:g} s"
+    else:
+        error = outcome.get("error")
+        text = str(error).splitlines()[0] if str(error) else ""
+        reason = f"{type(error).__name__}: {text.split('. ')[0][:160]}"
+    raise InputError(f"--strategy tpu found no usable TPU ({reason}). Run on a Cloud TPU VM, or "
+                     f"set TPU_NAME to your TPU; {TPU_TIMEOUT_ENV} sets the wait. Without a TPU "
+                     "use --strategy auto.")
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """Whether `strategy` trains across processes (and so cannot use `model.fit`)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def needs_own_loop(strategy: tf.distribute.Strategy) -> bool:
+    """Whether `strategy` trains in `tasks.distributed_fit` instead of Keras's `model.fit`.
+
+    Keras 3's `fit` fails under MultiWorkerMirroredStrategy (keras#20585), and under a
+    MirroredStrategy of more than one replica it fails too on this stack: with more than one
+    step per execution ("You must feed a value for placeholder tensor", keras#19246), and on a
+    validation batch that does not split evenly across the replicas (it averages the replicas'
+    first batches to build the model: "Inputs to operation AddN ... must have the same size").
+    One replica, and TPUs, keep `fit`.
+    """
+    return is_multi_worker(strategy) or (
+        isinstance(strategy, tf.distribute.MirroredStrategy)
+        and strategy.num_replicas_in_sync > 1)
+
+
+def cluster_of(strategy: tf.distribute.Strategy) -> Cluster | None:
+    """This process's task under a multi-worker strategy; None for single-process strategies."""
+    if not is_multi_worker(strategy):
+        return None
+    return read_cluster() or Cluster(1, "worker", 0)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run directory (always, outside a cluster)."""
+    cluster = cluster_of(strategy)
+    return cluster is None or cluster.is_chief
+
+
+def scratch_directory(run_dir: Path, strategy: tf.distribute.Strategy) -> Path:
+    """A non-chief task's own folder: `<run-dir>.workers/<task>/` (its history and backup).
+
+    It sits beside the run directory, like `<run-dir>.partial`, because the chief replaces the
+    run directory as a whole when the run succeeds.
+    """
+    run_dir = run_dir.resolve()
+    cluster = cluster_of(strategy)
+    name = cluster.name if cluster else "chief"
+    return run_dir.with_name(run_dir.name + WORKERS_SUFFIX) / name
+
+
+def precision_policy(enabled: bool, strategy: tf.distribute.Strategy) -> str:
+    """The Keras dtype policy for `--mixed-precision` on this machine.
+
+    `mixed_bfloat16` under a TPU strategy, `mixed_float16` when a GPU is visible, else `float32`:
+    float16 matrix products on CPUs are emulated and slower than float32, so a CPU-only run keeps
+    float32 (the runner prints a warning).
+    """
+    if not enabled:
+        return "float32"
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "mixed_bfloat16"
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+
+
+@contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Sets Keras's global dtype policy for the block, restoring the previous one after.
+
+    Layers keep the policy they were built with, so exports and later runs in the same process
+    are unaffected by the block.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def describe(strategy: tf.distribute.Strategy, policy: str = "float32") -> dict[str, Any]:
+    """The `distribution` section of metrics.json: strategy, replicas, workers, dtype policy."""
+    cluster = cluster_of(strategy)
+    # TensorFlow's own class names: MultiWorkerMirroredStrategy is CollectiveAllReduceStrategy.
+    names = {"_DefaultDistributionStrategy": "DefaultStrategy",
+             "CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy"}
+    return {"strategy": names.get(type(strategy).__name__, type(strategy).__name__),
+            "replicas": strategy.num_replicas_in_sync,
+            "workers": cluster.tasks if cluster else 1,
+            "mixed_precision": policy}
+
+
+def weights_digest(network: keras.Model) -> str:
+    """SHA-256 of a network's weights (every task of a cluster ends with the same one)."""
+    digest = hashlib.sha256()
+    for value in network.get_weights():
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
+def local_copy(network: keras.Model) -> keras.Model:
+    """The network with its weights, built outside any strategy; itself when not multi-worker.
+
+    A multi-worker network's metric variables are reduced across the cluster whenever they are
+    read, so after training the chief evaluates and exports this plain copy instead.
+    """
+    return plain_copy(network) if is_multi_worker(network.distribute_strategy) else network
+
+
+def plain_copy(network: keras.Model) -> keras.Model:
+    """A copy of a compiled network and its weights, made outside any strategy's scope."""
+    copy = keras.models.clone_model(network)
+    copy.compile_from_config(network.get_compile_config())
+    copy.set_weights(network.get_weights())
+    return copy
+
+
+class ClusterError(RuntimeError):
+    """Another task of the cluster failed, so this one stopped too."""
+
+
+@contextmanager
+def leave_cluster(strategy: tf.distribute.Strategy) -> Iterator[None]:
+    """Ends this task's part of a multi-worker run in step with the other tasks.
+
+    On success the task waits at a barrier for every task, so none exits while another still
+    needs the cluster (a chief whose workers exited hangs at exit). On failure it reports the
+    error to the cluster, which aborts the other tasks' pending collectives and barriers instead
+    of leaving them waiting. Outside a cluster the block just runs.
+
+    Raises:
+        ClusterError: Another task failed.
+    """
+    if not is_multi_worker(strategy) or (read_cluster() or Cluster(1, "worker", 0)).tasks == 1:
+        yield
+        return
+    coordination = context.context()
+    try:
+        yield
+    except BaseException as error:
+        try:
+            coordination.report_error_to_cluster(
+                tf.errors.UNKNOWN, f"{cluster_of(strategy).name} failed: "
+                f"{type(error).__name__}: {error}"[:2000])
+        except Exception:  # noqa: BLE001 - the cluster may be failing already
+            pass
+        raise
+    try:
+        coordination.wait_at_barrier("zoo_run_end", EXIT_BARRIER_SECONDS * 1000)
+    except tf.errors.OpError as error:
+        raise ClusterError(f"another task of the cluster failed before the run ended: "
+                           f"{str(error).splitlines()[0]}") from None

@@ -40,11 +40,13 @@ from datasets.streaming import TrainingStream
 from tasks import config as config_module
 from tasks import (
     distribute,
+    distributed_fit,
     export,
     inference,
     latency,
     presets,
     report,
+    resume,
     run_card,
     tuning,
 )
@@ -167,20 +169,43 @@ def plan_fit(rows: int, train: TrainConfig, replicas: int = 1) -> FitPlan:
 
 def fit_network(network: keras.Model, x: dict[str, np.ndarray], y: dict[str, np.ndarray],
                 plan: FitPlan, train: TrainConfig, run_dir: Path, seed: int,
-                progress: bool = True) -> float:
+                progress: bool = True, backup: resume.Backup | None = None) -> float:
     """Fits a compiled network on preprocessed `x["train"]`, validating on `x["validation"]`.
 
     Without a `"validation"` entry (a refit on train + validation) nothing is validated, so the
-    train settings should turn early stopping and learning-rate reduction off.
+    train settings should turn early stopping and learning-rate reduction off. A network
+    compiled under a strategy with several replicas trains in `tasks.distributed_fit` (Keras 3's
+    `fit` fails there, see `distribute.needs_own_loop`), with the same data and callbacks.
+
+    Args:
+        network: Built and compiled in the strategy's scope.
+        x: `"train"` and (unless a refit) `"validation"` feature matrices.
+        y: The matching targets.
+        plan: Batching (`plan_fit`).
+        train: Epochs and callback settings.
+        run_dir: Where `history.csv` is written.
+        seed: Seeds the shuffling.
+        progress: Print a line every 10 epochs.
+        backup: Where and how often to back the fit up, and to resume it from
+            (`resume.open_backup`); None: no backups.
 
     Returns:
         The seconds `fit` took. The per-epoch history is in `run_dir / "history.csv"`.
     """
     train_data, validation_data = _datasets(x, y, plan.batch_size, seed)
+    callbacks = standard_callbacks(run_dir, train, progress=progress)
+    history = run_dir / "history.csv"
     started = time.perf_counter()
-    network.fit(train_data, epochs=train.epochs, steps_per_epoch=plan.steps_per_epoch,
-                validation_data=validation_data, shuffle=False, verbose=0,
-                callbacks=standard_callbacks(run_dir, train, progress=progress))
+    if distribute.needs_own_loop(network.distribute_strategy):
+        distributed_fit.fit(network, train_data, validation_data, plan.steps_per_epoch,
+                            train.epochs, callbacks, history, backup)
+    else:
+        if backup is not None:
+            callbacks.append(resume.keras_backup(backup, network, callbacks, history,
+                                                 train.epochs))
+        network.fit(train_data, epochs=train.epochs, steps_per_epoch=plan.steps_per_epoch,
+                    validation_data=validation_data, shuffle=False, verbose=0,
+                    callbacks=callbacks)
     return time.perf_counter() - started
 
 
@@ -281,7 +306,8 @@ class FittedNetwork:
 
 def fit_configuration(config: TaskConfig, params: dict[str, Any], train: TrainConfig,
                       data: TrainingData, strategy: tf.distribute.Strategy, run_dir: Path,
-                      seed: int, progress: bool = True) -> FittedNetwork:
+                      seed: int, progress: bool = True,
+                      backup: resume.Backup | None = None) -> FittedNetwork:
     """Builds, compiles and fits one configuration of `config.model.name`.
 
     The default run, every trial of a search and the refit of its best configuration all train
@@ -297,11 +323,17 @@ def fit_configuration(config: TaskConfig, params: dict[str, Any], train: TrainCo
         run_dir: Where `history.csv` is written.
         seed: Seeds the weights and the shuffling.
         progress: Print the model and a line every 10 epochs.
+        backup: Back the fit up there, and resume from it (`fit_network`).
+
+    Returns:
+        The trained network (after a multi-worker fit, a copy outside the strategy:
+        `distribute.local_copy`), its history and the seconds `fit` took.
     """
     schema = data.preprocessor.schema
     plan = plan_fit(len(data.x["train"]), train, strategy.num_replicas_in_sync)
     keras.utils.set_random_seed(seed)
-    with strategy.scope():
+    policy = distribute.precision_policy(config.runtime.mixed_precision, strategy)
+    with strategy.scope(), distribute.dtype_policy(policy):
         try:
             network = zoo.build_model(
                 config.model.name, problem=config.problem,
@@ -313,7 +345,7 @@ def fit_configuration(config: TaskConfig, params: dict[str, Any], train: TrainCo
     backbone = _backbone(network, train)
 
     def compile_at(learning_rate: float) -> None:
-        with strategy.scope():
+        with strategy.scope(), distribute.dtype_policy(policy):
             network.compile(**presets.compile_arguments(
                 config.problem, train.optimizer, learning_rate, plan.steps_per_execution,
                 train.loss))
@@ -327,13 +359,13 @@ def fit_configuration(config: TaskConfig, params: dict[str, Any], train: TrainCo
         print(f"model: {config.model.name} ({network.count_params():,} parameters{frozen}), up "
               f"to {train.epochs} epochs of {plan.steps_per_epoch} steps, batch "
               f"{plan.batch_size}", flush=True)
-    seconds = fit_network(network, data.x, data.y, plan, train, run_dir, seed, progress)
+    seconds = fit_network(network, data.x, data.y, plan, train, run_dir, seed, progress, backup)
     history = _read_history(run_dir, data)
     if backbone is not None and train.fine_tune_layers and train.fine_tune_epochs:
         history, more = _fine_tune(network, backbone, history, compile_at, data, plan, train,
                                    run_dir, seed, progress)
         seconds += more
-    return FittedNetwork(network, history, seconds)
+    return FittedNetwork(distribute.local_copy(network), history, seconds)
 
 
 def _read_history(run_dir: Path, data: TrainingData) -> pd.DataFrame:
@@ -374,6 +406,7 @@ def _fine_tune(network: keras.Model, backbone: keras.Model, history: pd.DataFram
     statistics learned in pretraining instead of those of a few small batches), and the network
     is recompiled at `learning_rate * fine_tune_learning_rate_factor` with a fresh optimizer.
     If no phase 2 epoch beats phase 1's best validation loss, phase 1's weights are kept.
+    Only phase 1 is backed up (`--run-dir` resume): a run killed in phase 2 starts over.
 
     Returns:
         The history of both phases (a `phase` column, epochs counted on) and phase 2's seconds.
@@ -459,26 +492,33 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
     inputs = inputs_for(splits, config.inputs, config.data.max_categories)
     print(inputs.describe(), flush=True)
     features, ids = inputs.features, inputs.ids
-    strategy = distribute.get_strategy(config.runtime.strategy)
+    strategy = distribute.get_strategy(config.runtime.strategy, search=space is not None)
+    distribution = _describe_distribution(config, strategy)
     final_dir = Path(config.runtime.run_dir or default_run_dir(config.task))
     if space is not None and tuning.role() == "worker":
         _run_trials_as_worker(config, space, inputs, strategy)
         return RunResult(run_dir=final_dir, metrics={})
     check_run_dir(final_dir)
-    carry: tuple[str, ...] = ()
+    if not distribute.is_chief(strategy):
+        _train_as_cluster_worker(config, inputs, strategy, final_dir)
+        return RunResult(run_dir=final_dir, metrics={})
+    carry: tuple[str, ...] = (resume.BACKUP_DIR,) if space is None else ()
     if space is not None:
         expected = tuning.fingerprint(config, space, _data_hashes(config))
         if not config.tune.overwrite:
             tuning.check_resume(newest_state(final_dir, TUNER_DIR), expected)
             carry = (TUNER_DIR,)
 
-    with staged_directory(final_dir, carry) as run_dir:
+    with distribute.leave_cluster(strategy), staged_directory(final_dir, carry) as run_dir:
         report.write_json(run_dir / "config.json", config.to_dict())
         if space is None:
             data = prepare_training_data(config.problem, inputs,
                                          {name: features[name] for name in SEARCH_SPLITS}, ids)
+            backup = resume.open_backup(run_dir / resume.BACKUP_DIR, resume.fingerprint(
+                config, _data_hashes(config), strategy.num_replicas_in_sync),
+                config.runtime.backup_seconds)
             fitted = fit_configuration(config, config.model.params, config.train, data, strategy,
-                                       run_dir, seed)
+                                       run_dir, seed, backup=backup)
             tuned = None
         else:
             data, fitted, tuned = _search_and_refit(config, space, expected, inputs, strategy,
@@ -518,6 +558,11 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
             "exports": exports,
             "latency": reference_latency,
             "rows": inputs.row_counts(),
+            # Each task of a multi-worker run ends with these weights (workers write theirs to
+            # their own folder).
+            "distribution": {**distribution, **(
+                {"weights_sha256": distribute.weights_digest(fitted.network)}
+                if distribute.is_multi_worker(strategy) else {})},
         }
         if isinstance(inputs, StreamedTableInputs):
             metrics["streaming"] = inputs.streaming_facts()
@@ -541,6 +586,43 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
         print(line, flush=True)
     _print_summary(metrics, preset.headline, final_dir)
     return RunResult(run_dir=final_dir, metrics=metrics)
+
+
+def _describe_distribution(config: TaskConfig, strategy: tf.distribute.Strategy) -> dict[str, Any]:
+    """The strategy, replicas and dtype policy of a run (metrics.json), printed as one line."""
+    policy = distribute.precision_policy(config.runtime.mixed_precision, strategy)
+    if config.runtime.mixed_precision and policy == "float32":
+        print("warning: --mixed-precision needs a GPU or a TPU; on this CPU-only machine "
+              "training stays float32 (float16 on CPUs is emulated and slower)", flush=True)
+    described = distribute.describe(strategy, policy)
+    if described["replicas"] > 1 or described["workers"] > 1 or policy != "float32":
+        cluster = distribute.cluster_of(strategy)
+        print(f"distribution: {described['strategy']}, {described['replicas']} replicas"
+              + (f" on {described['workers']} workers (this is {cluster.name})" if cluster else "")
+              + f", dtype policy {policy}", flush=True)
+    return described
+
+
+def _train_as_cluster_worker(config: TaskConfig, inputs: TableInputs | ImageInputs,
+                             strategy: tf.distribute.Strategy, final_dir: Path) -> None:
+    """A multi-worker run's non-chief task: trains in step with the chief, writes no run.
+
+    Its history, backup and final weights' SHA-256 go to its own folder
+    (`distribute.scratch_directory`); the chief writes the run directory.
+    """
+    scratch = distribute.scratch_directory(final_dir, strategy)
+    scratch.mkdir(parents=True, exist_ok=True)
+    with distribute.leave_cluster(strategy):
+        data = prepare_training_data(config.problem, inputs, {
+            name: inputs.features[name] for name in SEARCH_SPLITS}, inputs.ids)
+        backup = resume.open_backup(scratch / resume.BACKUP_DIR, resume.fingerprint(
+            config, _data_hashes(config), strategy.num_replicas_in_sync),
+            config.runtime.backup_seconds)
+        fitted = fit_configuration(config, config.model.params, config.train, data, strategy,
+                                   scratch, config.runtime.seed, backup=backup)
+        (scratch / "weights.sha256").write_text(distribute.weights_digest(fitted.network) + "\n")
+        print(f"{distribute.cluster_of(strategy).name}: trained {len(fitted.history)} epochs; "
+              f"the chief writes {final_dir}", flush=True)
 
 
 def _data_hashes(config: TaskConfig) -> dict[str, Any]:

@@ -174,7 +174,7 @@ def test_flag_wrong_type(argv, received):
     (["--set", "train.optimizer=nope"], "must be one of sgd, momentum"),
     (["--set", "data.validation_fraction=1.5"], "between 0 and 1. Received: 1.5"),
     (["--set", "data.test_fraction=0"], "data.test_fraction"),
-    (["--set", "runtime.strategy=tpu"], "Received: 'tpu'"),
+    (["--set", "runtime.strategy=tpu_pod"], "Received: 'tpu_pod'"),
 ])
 def test_validate_rejects_bad_values(argv, text):
     with pytest.raises(InputError) as info:
@@ -311,7 +311,7 @@ def test_apply_override_list_of_numbers_keeps_values():
 @pytest.mark.parametrize("argv, text", [
     (["--bogus"], "--bogus"),
     (["--optimizer", "nope"], "'nope'"),
-    (["--strategy", "tpu"], "'tpu'"),
+    (["--strategy", "tpu_pod"], "'tpu_pod'"),
     (["--epochs"], "--epochs"),
 ])
 def test_usage_errors_raise_input_error(argv, text, capsys):
