@@ -679,6 +679,11 @@ class TrainingStream:
         """
         splits = self.splits
         share = worker_share(splits.files, num_workers, worker_index)
+        if num_workers > 1:
+            print(f"stream: input pipeline {worker_index} of {num_workers} reads "
+                  + (f"{len(share.files)} of {len(splits.files)} shards" if share.row_shards == 1
+                     else f"every {share.row_shards}th line of {len(splits.files)} shard(s)"),
+                  flush=True)
         target_index = self.decoder.target_index
         table = self.decoder.label_table() if splits.schema.problem != "regression" else None
 

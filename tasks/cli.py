@@ -295,6 +295,12 @@ def main(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None = 
     prog = f"tasks.{default_config().task}"
     try:
         config = config_from_args(default_config, argv, prog, description)
+        if config.runtime.strategy != "default":
+            # Before any TensorFlow op (streamed or image data start its runtime): a cluster's
+            # collective ops and the CPU's logical devices can only be set up then.
+            from tasks import distribute
+
+            distribute.get_strategy(config.runtime.strategy, search=config.tune.enabled)
         # Data problems are found before TensorFlow loads, so they are reported in a second.
         from datasets.registry import load_configured
 

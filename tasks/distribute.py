@@ -155,6 +155,9 @@ def configure_cpu_devices() -> int | None:
     return count
 
 
+_MULTI_WORKER: list[tf.distribute.Strategy] = []
+
+
 def get_strategy(name: str, search: bool = False) -> tf.distribute.Strategy:
     """Returns the strategy for `--strategy NAME`.
 
@@ -162,6 +165,10 @@ def get_strategy(name: str, search: bool = False) -> tf.distribute.Strategy:
         name: One of `tasks.config.STRATEGIES` (see the module docstring).
         search: A hyperparameter search will run (it cannot be multi-worker: keras-tuner has its
             own chief/worker mode).
+
+    Call it before anything runs on TensorFlow (`tasks.cli` does, before loading the data):
+    a multi-worker strategy can only be set up then, and is then reused; so is the split of the
+    CPU into logical devices.
 
     Raises:
         InputError: An unknown name, `multi_worker` without a usable `TF_CONFIG`, a search with
@@ -196,9 +203,12 @@ def get_strategy(name: str, search: bool = False) -> tf.distribute.Strategy:
         # RING all-reduce works everywhere; on GPUs the runtime picks NCCL.
         implementation = (tf.distribute.experimental.CommunicationImplementation.AUTO if gpus
                           else tf.distribute.experimental.CommunicationImplementation.RING)
-        return tf.distribute.MultiWorkerMirroredStrategy(
+        if _MULTI_WORKER:  # one per process: its collective ops are set up at startup
+            return _MULTI_WORKER[0]
+        _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy(
             communication_options=tf.distribute.experimental.CommunicationOptions(
-                implementation=implementation))
+                implementation=implementation)))
+        return _MULTI_WORKER[0]
     raise InputError(f"unknown strategy {name!r}; choose one of auto, default, mirrored, "
                      "multi_worker, tpu.")
 

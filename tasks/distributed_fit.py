@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -42,7 +43,9 @@ MEAN = tf.distribute.ReduceOp.MEAN
 def fit(network: keras.Model, train_data: tf.data.Dataset,
         validation_data: tf.data.Dataset | None, steps_per_epoch: int, epochs: int,
         callbacks: list[keras.callbacks.Callback], history: Path,
-        backup: resume.Backup | None = None) -> None:
+        backup: resume.Backup | None = None,
+        dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset] | None = None,
+        ) -> None:
     """Trains a network compiled in a strategy's scope, as `model.fit` would.
 
     In a multi-worker cluster every task calls this with the same arguments (bar the folders).
@@ -57,6 +60,9 @@ def fit(network: keras.Model, train_data: tf.data.Dataset,
         history: The CSVLogger's file.
         backup: Where and how often to save the training state, and to resume from
             (`tasks.resume.open_backup`).
+        dataset_fn: Streamed data (`datasets.streaming.TrainingStream.dataset_fn`): each worker
+            reads its own share of the shards through it, instead of every worker reading
+            `train_data` whole and keeping its part of each batch.
     """
     strategy = network.distribute_strategy
     _synchronize_batch_norm(network)
@@ -67,7 +73,8 @@ def fit(network: keras.Model, train_data: tf.data.Dataset,
     validator = distribute.plain_copy(network)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    iterator = iter(strategy.experimental_distribute_dataset(train_data.with_options(options)))
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn) if dataset_fn else
+                    strategy.experimental_distribute_dataset(train_data.with_options(options)))
 
     @tf.function
     def train_epoch(iterator, steps):

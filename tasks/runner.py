@@ -198,7 +198,9 @@ def fit_network(network: keras.Model, x: dict[str, np.ndarray], y: dict[str, np.
     started = time.perf_counter()
     if distribute.needs_own_loop(network.distribute_strategy):
         distributed_fit.fit(network, train_data, validation_data, plan.steps_per_epoch,
-                            train.epochs, callbacks, history, backup)
+                            train.epochs, callbacks, history, backup,
+                            x["train"].dataset_fn(plan.batch_size, seed)
+                            if isinstance(x["train"], TrainingStream) else None)
     else:
         if backup is not None:
             callbacks.append(resume.keras_backup(backup, network, callbacks, history,

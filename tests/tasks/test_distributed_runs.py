@@ -224,3 +224,26 @@ def test_tpu_strategy_without_a_tpu_is_a_quick_clear_error(user_csv, tmp_path):
                           "TPU_NAME", "--strategy auto")
     assert time.monotonic() - started < distribute.DEFAULT_TPU_TIMEOUT
     assert not any(tmp_path.iterdir())
+
+
+def test_two_workers_stream_disjoint_shares_of_the_shards(tmp_path):
+    """`--data 'shards/*.csv'` on a cluster: each worker reads its own shards (0 and 2, or 1),
+    not the whole stream, and both end with the same weights."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    frame = make_user_frame(rows=1200, seed=2)
+    for index in range(3):
+        frame.iloc[index * 400:(index + 1) * 400].to_csv(shards / f"part-{index}.csv",
+                                                          index=False)
+    run_dir = tmp_path / "run"
+    command = task_command(Path(f"{shards}/*.csv"), run_dir, "--target", "bought", "--export",
+                           "none", "--epochs", "5", "--set", "train.early_stopping_patience=0")
+    chief, worker = finish(start_cluster(command, tmp_path / "logs"), tmp_path / "logs")
+    assert "stream: input pipeline 0 of 2 reads 2 of 3 shards" in chief
+    assert "stream: input pipeline 1 of 2 reads 1 of 3 shards" in worker
+    metrics = read_metrics(run_dir)
+    assert metrics["distribution"]["workers"] == 2 and "streaming" in metrics
+    scratch = run_dir.with_name("run.workers") / "worker-1"
+    assert (scratch / "weights.sha256").read_text().strip() == (
+        metrics["distribution"]["weights_sha256"])
+    assert metrics["test"]["accuracy"] > 0.7
