@@ -239,7 +239,7 @@ def set_trainable(backbone: keras.Model, top_layers: int) -> None:
               if not isinstance(layer, keras.layers.InputLayer)]
     for layer in layers:
         layer.trainable = False
-    for layer in layers[len(layers) - int(top_layers):] if top_layers else []:
+    for layer in layers[max(0, len(layers) - int(top_layers)):] if top_layers else []:
         layer.trainable = True
         for inner in layer._flatten_layers(include_self=True, recursive=True):
             if isinstance(inner, keras.layers.BatchNormalization):

@@ -239,18 +239,20 @@ def test_phase_1_freezes_the_backbone_and_phase_2_unfreezes_the_top_except_batch
     assert len(model.trainable_weights) == head_weights
 
     counts = []
-    for top in (10, 40, 10_000):
+    # Any count from the number of layers up unfreezes all of them (a count just above the
+    # number of weighted layers once unfroze only the last one).
+    for top in (10, 40, len(backbone.layers), 10_000):
         set_trainable(backbone, top)
         counts.append(len(backbone.trainable_weights))
         assert not any(norm.trainable for norm in batch_norms(backbone))
         top_layers = [layer for layer in backbone.layers[-top:]
                       if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
         assert all(layer.trainable for layer in top_layers)
-    assert 0 < counts[0] < counts[1] < counts[2]
+    assert 0 < counts[0] < counts[1] < counts[2] == counts[3]
     all_kernels = [w for layer in backbone.layers if layer.weights
                    and not isinstance(layer, keras.layers.BatchNormalization)
                    for w in layer.trainable_weights + layer.non_trainable_weights]
-    assert counts[2] == len(all_kernels)
+    assert counts[3] == len(all_kernels)
 
     set_trainable(backbone, 0)  # back to phase 1
     assert backbone.trainable_weights == []
