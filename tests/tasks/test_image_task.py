@@ -177,3 +177,19 @@ def test_tune_searches_the_cnn_space_on_images(image_folder, tmp_path):
     metrics = metrics_of(run_dir)
     assert metrics["tuning"]["trials"] == 2
     assert metrics["exports"]["keras"]["passed"]
+
+
+def test_five_images_per_class_train_and_the_svm_baseline_still_calibrates(tmp_path):
+    """4 training images per class: 5-fold calibration of the SVM baseline used to fail
+    ("n_splits=5 cannot be greater than the number of members in each class")."""
+    from tasks import evaluation
+
+    few = generate_image_folder(tmp_path / "few", classes=3, per_class=5, size=16, seed=3)
+    rest = generate_image_folder(tmp_path / "rest", classes=3, per_class=4, size=16, seed=4)
+    run_dir = tmp_path / "run"
+    assert image_classify.main(["--data", str(few), "--test-data", str(rest), "--run-dir",
+                                str(run_dir), "--export", "none", "--epochs", "2"]) == 0
+    metrics = metrics_of(run_dir)
+    assert metrics["rows"]["train"] == 12
+    assert set(metrics["baselines"]) == {"majority", "logistic_regression", "svm_rbf"}
+    assert "svm_rbf" not in evaluation.image_baselines(0, smallest_class=1)
