@@ -44,7 +44,8 @@ def default_config() -> TaskConfig:
         model=ModelConfig(name="transfer",
                           params={"backbone": "mobilenet_v3_small", "weights": "imagenet"}),
         train=TrainConfig(epochs=30, learning_rate=1e-2, early_stopping_patience=30,
-                          reduce_lr_patience=10, fine_tune_layers=20, fine_tune_epochs=30),
+                          reduce_lr_patience=10, fine_tune_layers=20, fine_tune_epochs=30,
+                          steps_per_execution=1),  # as image_classify: see its docstring
     )
 
 
