@@ -132,31 +132,26 @@ class TabularPreprocessor:
         """The zoo builder's input argument: the featurizer's width."""
         return {"input_dim": self.width}
 
-    def encode(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Maps raw features to the featurizer's inputs (category strings -> int64 codes)."""
-        codes = {}
-        for column in self.schema.columns:
-            values = features[column.input_name]
-            if column.kind == "numeric":
-                codes[column.input_name] = values.astype("float32")
-            else:
-                codes[column.input_name] = self.lookups[column.input_name](
-                    tf.constant(values.astype(str))).numpy().astype("int64")
-        return codes
-
     def transform(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        """Raw features -> the float32 matrix the network trains on."""
-        return self.featurizer(self.encode(features), training=False).numpy()
+        """Raw features -> the float32 matrix the network trains on.
+
+        `transform_tensors` on numpy arrays: numbers as float32, categories as strings.
+        """
+        tensors = {column.input_name: tf.constant(
+            features[column.input_name].astype("float32" if column.kind == "numeric" else str))
+            for column in self.schema.columns}
+        return self.transform_tensors(tensors).numpy()
 
     def transform_tensors(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
-        """`transform` on tensors, in graph mode too (for `tf.data.Dataset.map`).
+        """Raw feature tensors -> the network's input, in graph mode too (`tf.data` maps it).
 
         Args:
             features: Raw features by input name, shape (rows, 1): float32 numbers with NaN for
                 missing, strings for categories (see `features_from_frame`).
 
         Returns:
-            The float32 matrix the network trains on, the same as `transform` gives.
+            The float32 matrix the network trains on: category strings through their
+            `StringLookup`, then the featurizer (missing values, indicators, normalization).
         """
         codes = {name: self.lookups[name](values) if name in self.lookups else values
                  for name, values in features.items()}
