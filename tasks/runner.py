@@ -514,13 +514,7 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
     with distribute.leave_cluster(strategy), staged_directory(final_dir, carry) as run_dir:
         report.write_json(run_dir / "config.json", config.to_dict())
         if space is None:
-            data = prepare_training_data(config.problem, inputs,
-                                         {name: features[name] for name in SEARCH_SPLITS}, ids)
-            backup = resume.open_backup(run_dir / resume.BACKUP_DIR, resume.fingerprint(
-                config, _data_hashes(config), strategy.num_replicas_in_sync),
-                config.runtime.backup_seconds)
-            fitted = fit_configuration(config, config.model.params, config.train, data, strategy,
-                                       run_dir, seed, backup=backup)
+            data, fitted = _fit_default(config, inputs, strategy, run_dir)
             tuned = None
         else:
             data, fitted, tuned = _search_and_refit(config, space, expected, inputs, strategy,
@@ -605,6 +599,24 @@ def _describe_distribution(config: TaskConfig, strategy: tf.distribute.Strategy)
     return described
 
 
+def _fit_default(config: TaskConfig, inputs: TableInputs | ImageInputs,
+                 strategy: tf.distribute.Strategy,
+                 folder: Path) -> tuple[TrainingData, FittedNetwork]:
+    """The untuned fit, on every task of a cluster alike.
+
+    Preprocessing adapted on the training rows, the configured network trained and validated,
+    backed up in `folder/backup` (and resumed from it when a backup of the same settings and
+    data is there).
+    """
+    data = prepare_training_data(config.problem, inputs, {
+        name: inputs.features[name] for name in SEARCH_SPLITS}, inputs.ids)
+    backup = resume.open_backup(folder / resume.BACKUP_DIR, resume.fingerprint(
+        config, _data_hashes(config), strategy.num_replicas_in_sync),
+        config.runtime.backup_seconds)
+    return data, fit_configuration(config, config.model.params, config.train, data, strategy,
+                                   folder, config.runtime.seed, backup=backup)
+
+
 def _train_as_cluster_worker(config: TaskConfig, inputs: TableInputs | ImageInputs,
                              strategy: tf.distribute.Strategy, final_dir: Path) -> None:
     """A multi-worker run's non-chief task: trains in step with the chief, writes no run.
@@ -615,13 +627,7 @@ def _train_as_cluster_worker(config: TaskConfig, inputs: TableInputs | ImageInpu
     scratch = distribute.scratch_directory(final_dir, strategy)
     scratch.mkdir(parents=True, exist_ok=True)
     with distribute.leave_cluster(strategy):
-        data = prepare_training_data(config.problem, inputs, {
-            name: inputs.features[name] for name in SEARCH_SPLITS}, inputs.ids)
-        backup = resume.open_backup(scratch / resume.BACKUP_DIR, resume.fingerprint(
-            config, _data_hashes(config), strategy.num_replicas_in_sync),
-            config.runtime.backup_seconds)
-        fitted = fit_configuration(config, config.model.params, config.train, data, strategy,
-                                   scratch, config.runtime.seed, backup=backup)
+        _, fitted = _fit_default(config, inputs, strategy, scratch)
         (scratch / "weights.sha256").write_text(distribute.weights_digest(fitted.network) + "\n")
         print(f"{distribute.cluster_of(strategy).name}: trained {len(fitted.history)} epochs; "
               f"the chief writes {final_dir}", flush=True)
