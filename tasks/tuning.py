@@ -376,6 +376,7 @@ def search(config: TaskConfig, space: Space, evaluate: Evaluate, directory: Path
     (directory / FINGERPRINT).write_text(json.dumps(expected, indent=2) + "\n")
     tuner = _tuner(config, space, evaluate, directory)
     oracle = tuner.oracle
+    _keep_finished_trials(oracle)
     before = _completed(oracle)
     started = time.perf_counter()
     if role() == "chief":
@@ -423,6 +424,24 @@ def _serve(oracle: keras_tuner.Oracle) -> None:
             time.sleep(CHIEF_POLL_SECONDS)
     finally:
         server.stop(grace=1)
+
+
+def _keep_finished_trials(oracle: keras_tuner.Oracle) -> None:
+    """Takes trials that finished before a kill off the reloaded oracle's retry queue.
+
+    At the end of a trial keras-tuner writes the trial's `trial.json` (now COMPLETED), then
+    `oracle.json` (where the trial is no longer ongoing). A search killed between the two writes
+    reloads the trial as ongoing, and keras-tuner's `reload` sends every ongoing trial to be run
+    again, although its result is on disk. The trial files are the record of what finished.
+    (keras-tuner has no public API for the queue; `_retry_queue` is in its saved state.)
+    """
+    finished = {keras_tuner.engine.trial.TrialStatus.COMPLETED,
+                keras_tuner.engine.trial.TrialStatus.FAILED}
+    for trial_id in list(oracle._retry_queue):
+        if oracle.trials[trial_id].status in finished:
+            oracle._retry_queue.remove(trial_id)
+            if trial_id not in oracle.end_order:
+                oracle.end_order.append(trial_id)
 
 
 def _completed(oracle: keras_tuner.Oracle) -> int:

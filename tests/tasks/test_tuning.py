@@ -5,10 +5,12 @@ Whole searches run in test_tuning_runs.py.
 
 from __future__ import annotations
 
+import json
 import os
 
 import keras_tuner
 import numpy as np
+import pandas as pd
 import pytest
 
 import zoo
@@ -248,3 +250,31 @@ def test_a_trial_leaves_no_traced_graph_in_tensorflows_gradient_registry():
         model.fit(x, x[:, :1], epochs=1, verbose=0)
         assert len(registry) > before  # the growth this guards against
     assert len(registry) == before
+
+
+def test_a_trial_finished_just_before_a_kill_is_not_run_again(tmp_path):
+    """keras-tuner writes trial.json, then oracle.json: a kill between the two must not rerun."""
+    config = parse("--tune", "--trials", "3", "--seed", "0")
+    space = tuning.resolve_space(config)
+    calls = []
+
+    def evaluate(values, epochs, folder, seed):
+        calls.append(folder.name)
+        return {tuning.OBJECTIVE: float(values["learning_rate"]), "epochs": 1.0, "seconds": 0.0}
+
+    directory = tmp_path / "tuner"
+    first = tuning.search(config, space, evaluate, directory)
+    assert len(calls) == 3 and first.trials_run == 3
+    # The state a kill leaves after the last trial's trial.json was written as COMPLETED but
+    # before oracle.json was saved: the trial is still ongoing there.
+    state_file = directory / tuning.PROJECT / "oracle.json"
+    state = json.loads(state_file.read_text())
+    last = state["end_order"].pop()
+    state["ongoing_trials"] = {"tuner0": last}
+    state_file.write_text(json.dumps(state))
+
+    calls.clear()
+    resumed = tuning.search(config, space, evaluate, directory)
+    assert calls == []
+    assert resumed.trials_run == 0
+    pd.testing.assert_frame_equal(resumed.trials, first.trials)
