@@ -11,9 +11,26 @@ For each seed, through the task CLIs exactly as a user would run them:
    same epoch budget (phase 1 + phase 2 epochs of the transfer run).
 
 The seed picks the 10 images per class and seeds the weights. Prints each seed's test accuracy and
-the mean +- standard deviation; `--write` puts the table in docs/BENCHMARKS.md.
+the mean +- standard deviation, next to the scratch run's SVM baseline on the same 50 images;
+`--write` puts the table in docs/BENCHMARKS.md.
+
+`--ceiling` measures what 10 images per class are compared against: 5-fold cross-validation over
+all the images of 5-9 (about 717 to learn from per fold, 90 times the few-shot data), the same
+ResNet-20 through `tasks.image_classify` and an RBF SVM on the pixels, same folds. A gain of G
+points over scratch needs scratch + G from 10 images per class, which cannot be expected above
+this ceiling.
+
+`--transfer-set KEY=VALUE` tries another recipe for the transfer runs (e.g.
+`train.fine_tune_learning_rate_factor=0.01`); such runs are printed, not written.
+
+`--probe` asks what the pretrained network knows about 5-9: a logistic regression on the
+frozen features of each stage of the ResNet pretrained on 0-4 (averaged over positions, as the
+head sees them, and flattened, keeping the layout), learned from the same 50 images, against one
+on the raw pixels.
 
     python benchmarks/transfer_digits.py --seeds 0,1,2 --write
+    python benchmarks/transfer_digits.py --ceiling --write
+    python benchmarks/transfer_digits.py --probe --write
 """
 
 from __future__ import annotations
@@ -34,6 +51,11 @@ import numpy as np  # noqa: E402
 from doc_section import write_section  # noqa: E402
 from PIL import Image  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import StratifiedKFold  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.svm import SVC  # noqa: E402
 
 PRETRAIN_CLASSES = range(0, 5)
 NEW_CLASSES = range(5, 10)
@@ -78,7 +100,8 @@ def run(main, argv: list[str], run_dir: Path, export: str = "none") -> dict:
     return metrics
 
 
-def one_seed(seed: int, per_class: int, work: Path) -> dict[str, float]:
+def one_seed(seed: int, per_class: int, work: Path,
+             settings: tuple[str, ...] = ()) -> dict[str, float]:
     from tasks import image_classify, transfer_learning
 
     pretrain, few, rest = folders(work / f"seed{seed}", seed, per_class)
@@ -89,7 +112,7 @@ def one_seed(seed: int, per_class: int, work: Path) -> dict[str, float]:
         "--data", str(few), "--test-data", str(rest), "--seed", str(seed),
         "--weights", str(runs / "pretrain" / "model.keras"),
         "--epochs", str(HEAD_EPOCHS), "--fine-tune-epochs", str(FINE_TUNE_EPOCHS),
-        "--fine-tune-layers", "all"],
+        "--fine-tune-layers", "all", *[arg for item in settings for arg in ("--set", item)]],
         runs / "transfer")
     scratch = run(image_classify.main, [
         "--data", str(few), "--test-data", str(rest), "--seed", str(seed), *RESNET,
@@ -121,26 +144,138 @@ def table(results: list[dict], per_class: int, seeds: list[int]) -> str:
         "`python benchmarks/transfer_digits.py --write`.",
         "",
         "| seed | ResNet-20 pretrained on 0-4 (its test accuracy) | transfer (`--weights` it) "
-        "| same network from scratch | gain (points) |",
-        "|---|---|---|---|---|",
+        "| same network from scratch | gain (points) | SVM baseline on the 50 images |",
+        "|---|---|---|---|---|---|",
         *[f"| {seed} | {100 * result['pretrain']:.1f} | {100 * result['transfer']:.1f} | "
-          f"{100 * result['scratch']:.1f} | {gain:+.1f} |"
+          f"{100 * result['scratch']:.1f} | {gain:+.1f} | {100 * result['svm']:.1f} |"
           for seed, result, gain in zip(seeds, results, gains, strict=True)],
         f"| **mean ± std** | {mean_std('pretrain')} | **{mean_std('transfer')}** | "
-        f"{mean_std('scratch')} | **{statistics.mean(gains):+.1f}** |",
+        f"{mean_std('scratch')} | **{statistics.mean(gains):+.1f}** | {mean_std('svm')} |",
     ]
     return "\n".join(lines)
+
+
+def ceiling(work: Path, folds: int = 5) -> str:
+    """Accuracy on 5-9 with most of their images to learn from: the most any recipe can reach."""
+    from tasks import image_classify
+
+    digits = load_digits()
+    new = np.flatnonzero(np.isin(digits.target, NEW_CLASSES))
+    images, labels = digits.images[new], digits.target[new]
+    resnet, svm = [], []
+    splits = StratifiedKFold(folds, shuffle=True, random_state=0).split(images, labels)
+    for fold, (learn, test) in enumerate(splits):
+        root = work / f"fold{fold}"
+        metrics = run(image_classify.main, [
+            "--data", str(write_folder(root / "learn", images[learn], labels[learn])),
+            "--test-data", str(write_folder(root / "test", images[test], labels[test])),
+            "--seed", str(fold), *RESNET], root / "run")
+        resnet.append(metrics["test"]["accuracy"])
+        pixels = make_pipeline(StandardScaler(), SVC()).fit(
+            images[learn].reshape(len(learn), -1), labels[learn])
+        svm.append(pixels.score(images[test].reshape(len(test), -1), labels[test]))
+        print(f"fold {fold}: {len(learn)} images to learn from, {len(test)} to test: ResNet-20 "
+              f"{resnet[-1]:.4f}  SVM {svm[-1]:.4f}", flush=True)
+
+    def mean_std(values: list[float]) -> str:
+        return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+
+    return "\n".join([
+        f"Ceiling: {folds}-fold cross-validation over all {len(labels)} images of 5-9 "
+        f"(about {len(labels) * (folds - 1) // folds} to learn from per fold, 80% of them "
+        "for training, the rest validation). Command: "
+        "`python benchmarks/transfer_digits.py --ceiling --write`.",
+        "",
+        "| learned from | ResNet-20 (`tasks.image_classify`, 150 epochs) | SVM on the pixels |",
+        "|---|---|---|",
+        f"| all other images of 5-9 | {mean_std(resnet)} | {mean_std(svm)} |",
+    ])
+
+
+def probe(seed: int, per_class: int, work: Path) -> list[str]:
+    """Linear probes of the pretrained stages' features vs the pixels, from the few images."""
+    import keras
+
+    import zoo.layers  # noqa: F401  (registers the zoo's layers for loading)
+    from tasks import image_classify
+    from zoo.applications import _find_network
+
+    pretrain, _, _ = folders(work / f"seed{seed}", seed, per_class)
+    run_dir = work / f"runs{seed}" / "pretrain"
+    run(image_classify.main, ["--data", str(pretrain), "--seed", str(seed), *RESNET], run_dir,
+        export="keras")
+    # The trained network inside the saved model (float pixels 0..255 in); its augmentation
+    # layers pass images through unchanged outside training.
+    network = _find_network(keras.saving.load_model(run_dir / "model.keras", safe_mode=True,
+                                                    compile=False))
+    digits = load_digits()
+    rng = np.random.default_rng(seed)  # the same draw as `folders`
+    labels = digits.target
+    few = np.concatenate([rng.choice(np.flatnonzero(labels == label), per_class, replace=False)
+                          for label in NEW_CLASSES])
+    rest = np.setdiff1d(np.flatnonzero(~np.isin(labels, PRETRAIN_CLASSES)), few)
+    pixels = np.rint(digits.images * (255.0 / 16.0)).astype("float32")[..., None]
+
+    def accuracy(features: np.ndarray) -> float:
+        features = features.reshape(len(features), -1)
+        classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+        return classifier.fit(features[few], labels[few]).score(features[rest], labels[rest])
+
+    stages = [layer for layer in network.layers
+              if layer.name.endswith("_out_relu") and "block" in layer.name]
+    last = {layer.name.split("_")[0]: layer for layer in stages}  # each stage's last block
+    outputs = keras.Model(network.input, [layer.output for layer in last.values()]).predict(
+        pixels, verbose=0)
+    rows = [f"| {seed} | pixels {tuple(pixels.shape[1:])} | {100 * accuracy(pixels):.1f} | |"]
+    for name, maps in zip(last, outputs, strict=True):
+        pooled = maps.mean(axis=(1, 2))
+        rows.append(f"| {seed} | {name} output {tuple(maps.shape[1:])} "
+                    f"| {100 * accuracy(maps):.1f} | {100 * accuracy(pooled):.1f} |")
+    print(*rows, sep="\n", flush=True)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--per-class", type=int, default=10)
+    parser.add_argument("--probe", action="store_true",
+                        help="instead, probe the pretrained features with a linear classifier")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="instead, cross-validate on all images of 5-9 (the ceiling)")
+    parser.add_argument("--transfer-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for the transfer runs only, as --set (repeatable)")
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
     args = parser.parse_args()
+    if args.write and args.transfer_set:
+        parser.error("--write records the default recipe only; drop --transfer-set")
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    if args.probe:
+        with tempfile.TemporaryDirectory() as scratch:
+            rows = [row for seed in seeds for row in probe(seed, args.per_class, Path(scratch))]
+        text = "\n".join([
+            f"Linear probe (logistic regression) learned from the same {args.per_class} images "
+            f"per class of 5-9, tested on the other images of 5-9; frozen ResNet-20 pretrained "
+            f"on 0-4; seeds {seeds}. Command: `python benchmarks/transfer_digits.py --probe "
+            f"--seeds {args.seeds} --write`.",
+            "",
+            "| seed | features | accuracy, flattened (%) | averaged over positions (%) |",
+            "|---|---|---|---|",
+            *rows])
+        print(text)
+        if args.write:
+            write_section("transfer-probe", text)
+        return
+    if args.ceiling:
+        with tempfile.TemporaryDirectory() as scratch:
+            text = ceiling(Path(scratch))
+        print(text)
+        if args.write:
+            write_section("transfer-ceiling", text)
+        return
     with tempfile.TemporaryDirectory() as scratch:
-        results = [one_seed(seed, args.per_class, Path(scratch)) for seed in seeds]
+        results = [one_seed(seed, args.per_class, Path(scratch), tuple(args.transfer_set))
+                   for seed in seeds]
     text = table(results, args.per_class, seeds)
     print(text)
     if args.write:
