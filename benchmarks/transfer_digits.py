@@ -21,7 +21,9 @@ points over scratch needs scratch + G from 10 images per class, which cannot be 
 this ceiling.
 
 `--transfer-set KEY=VALUE` tries another recipe for the transfer runs (e.g.
-`train.fine_tune_learning_rate_factor=0.01`); such runs are printed, not written.
+`train.fine_tune_learning_rate_factor=0.01`); `--cut LAYER` transfers from the pretrained network
+cut after LAYER, its output flattened (e.g. `stage0_block2_out_relu`, the first stage, where the
+probe below finds the most). Such runs are printed, not written.
 
 `--probe` asks what the pretrained network knows about 5-9: a logistic regression on the
 frozen features of each stage of the ResNet pretrained on 0-4 (averaged over positions, as the
@@ -66,28 +68,73 @@ HEAD_EPOCHS, FINE_TUNE_EPOCHS = 60, 60
 COMMON = ["--set", "export.latency=false"]
 
 
+def to_pixels(images: np.ndarray) -> np.ndarray:
+    """Digits' pixels 0..16 scaled to 0..255, as the PNG files hold them."""
+    return np.rint(images * (255.0 / 16.0)).astype("uint8")
+
+
 def write_folder(root: Path, images: np.ndarray, labels: np.ndarray) -> Path:
-    """One sub-folder per digit, one PNG per image (pixels 0..16 scaled to 0..255)."""
-    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+    """One sub-folder per digit, one PNG per image."""
+    for index, (image, label) in enumerate(zip(to_pixels(images), labels, strict=True)):
         folder = root / str(label)
         folder.mkdir(parents=True, exist_ok=True)
-        pixels = np.rint(image * (255.0 / 16.0)).astype("uint8")
-        Image.fromarray(pixels, mode="L").save(folder / f"{index:04d}.png")
+        Image.fromarray(image, mode="L").save(folder / f"{index:04d}.png")
     return root
 
 
-def folders(work: Path, seed: int, per_class: int) -> tuple[Path, Path, Path]:
-    """`pretrain` (all of 0-4), `few` (per_class of each of 5-9), `rest` (the other 5-9)."""
-    digits = load_digits()
-    images, labels = digits.images, digits.target
+def split(labels: np.ndarray, seed: int,
+          per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of `pretrain` (all of 0-4), `few` (per_class of each of 5-9), `rest` (other 5-9)."""
     old = np.isin(labels, PRETRAIN_CLASSES)
     rng = np.random.default_rng(seed)
     few = np.concatenate([rng.choice(np.flatnonzero(labels == label), per_class, replace=False)
                           for label in NEW_CLASSES])
-    rest = np.setdiff1d(np.flatnonzero(~old), few)
-    return (write_folder(work / "pretrain", images[old], labels[old]),
-            write_folder(work / "few", images[few], labels[few]),
-            write_folder(work / "rest", images[rest], labels[rest]))
+    return np.flatnonzero(old), few, np.setdiff1d(np.flatnonzero(~old), few)
+
+
+def folders(work: Path, seed: int, per_class: int) -> tuple[Path, Path, Path]:
+    """The three sets of `split` as image folders: `pretrain`, `few`, `rest`."""
+    digits = load_digits()
+    return tuple(write_folder(work / name, digits.images[chosen], digits.target[chosen])
+                 for name, chosen in zip(("pretrain", "few", "rest"),
+                                         split(digits.target, seed, per_class), strict=True))
+
+
+def pretrain(folder: Path, seed: int, run_dir: Path) -> dict:
+    """ResNet-20 on all of 0-4 through `tasks.image_classify`; its model.keras in `run_dir`."""
+    from tasks import image_classify
+
+    return run(image_classify.main, ["--data", str(folder), "--seed", str(seed), *RESNET],
+               run_dir, export="keras")
+
+
+def pretrained_network(run_dir: Path):
+    """The trained network inside a run's model.keras (float pixels 0..255 in, 0-4 out).
+
+    Its augmentation layers pass images through unchanged outside training.
+    """
+    import keras
+
+    import zoo.layers  # noqa: F401  (registers the zoo's layers for loading)
+    from zoo.applications import _find_network
+
+    return _find_network(keras.saving.load_model(run_dir / "model.keras", safe_mode=True,
+                                                 compile=False))
+
+
+def cut_at(run_dir: Path, layer: str, path: Path) -> Path:
+    """Saves the pretrained network cut after `layer`, flattened, as a model `--weights` takes.
+
+    `--weights PATH` makes the input of a model's `"head"` layer the backbone's features, so a
+    head named so goes on the flattened output; its own weights are not used.
+    """
+    import keras
+
+    network = pretrained_network(run_dir)
+    features = keras.layers.Flatten()(network.get_layer(layer).output)
+    head = keras.layers.Dense(len(NEW_CLASSES), name="head")(features)
+    keras.Model(network.input, head, name=f"{network.name}_cut").save(path)
+    return path
 
 
 def run(main, argv: list[str], run_dir: Path, export: str = "none") -> dict:
@@ -100,17 +147,19 @@ def run(main, argv: list[str], run_dir: Path, export: str = "none") -> dict:
     return metrics
 
 
-def one_seed(seed: int, per_class: int, work: Path,
-             settings: tuple[str, ...] = ()) -> dict[str, float]:
+def one_seed(seed: int, per_class: int, work: Path, settings: tuple[str, ...] = (),
+             cut: str | None = None) -> dict[str, float]:
     from tasks import image_classify, transfer_learning
 
-    pretrain, few, rest = folders(work / f"seed{seed}", seed, per_class)
+    pretrain_folder, few, rest = folders(work / f"seed{seed}", seed, per_class)
     runs = work / f"runs{seed}"
-    base = run(image_classify.main, ["--data", str(pretrain), "--seed", str(seed), *RESNET],
-               runs / "pretrain", export="keras")
+    base = pretrain(pretrain_folder, seed, runs / "pretrain")
+    weights = runs / "pretrain" / "model.keras"
+    if cut:
+        weights = cut_at(runs / "pretrain", cut, runs / "cut.keras")
     transfer = run(transfer_learning.main, [
         "--data", str(few), "--test-data", str(rest), "--seed", str(seed),
-        "--weights", str(runs / "pretrain" / "model.keras"),
+        "--weights", str(weights),
         "--epochs", str(HEAD_EPOCHS), "--fine-tune-epochs", str(FINE_TUNE_EPOCHS),
         "--fine-tune-layers", "all", *[arg for item in settings for arg in ("--set", item)]],
         runs / "transfer")
@@ -196,25 +245,14 @@ def probe(seed: int, per_class: int, work: Path) -> list[str]:
     """Linear probes of the pretrained stages' features vs the pixels, from the few images."""
     import keras
 
-    import zoo.layers  # noqa: F401  (registers the zoo's layers for loading)
-    from tasks import image_classify
-    from zoo.applications import _find_network
-
-    pretrain, _, _ = folders(work / f"seed{seed}", seed, per_class)
+    pretrain_folder, _, _ = folders(work / f"seed{seed}", seed, per_class)
     run_dir = work / f"runs{seed}" / "pretrain"
-    run(image_classify.main, ["--data", str(pretrain), "--seed", str(seed), *RESNET], run_dir,
-        export="keras")
-    # The trained network inside the saved model (float pixels 0..255 in); its augmentation
-    # layers pass images through unchanged outside training.
-    network = _find_network(keras.saving.load_model(run_dir / "model.keras", safe_mode=True,
-                                                    compile=False))
+    pretrain(pretrain_folder, seed, run_dir)
+    network = pretrained_network(run_dir)
     digits = load_digits()
-    rng = np.random.default_rng(seed)  # the same draw as `folders`
     labels = digits.target
-    few = np.concatenate([rng.choice(np.flatnonzero(labels == label), per_class, replace=False)
-                          for label in NEW_CLASSES])
-    rest = np.setdiff1d(np.flatnonzero(~np.isin(labels, PRETRAIN_CLASSES)), few)
-    pixels = np.rint(digits.images * (255.0 / 16.0)).astype("float32")[..., None]
+    _, few, rest = split(labels, seed, per_class)
+    pixels = to_pixels(digits.images).astype("float32")[..., None]
 
     def accuracy(features: np.ndarray) -> float:
         features = features.reshape(len(features), -1)
@@ -245,10 +283,13 @@ def main() -> None:
                         help="instead, cross-validate on all images of 5-9 (the ceiling)")
     parser.add_argument("--transfer-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for the transfer runs only, as --set (repeatable)")
+    parser.add_argument("--cut", metavar="LAYER",
+                        help="transfer from the pretrained network cut after LAYER, flattened "
+                             "(e.g. stage0_block2_out_relu)")
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
     args = parser.parse_args()
-    if args.write and args.transfer_set:
-        parser.error("--write records the default recipe only; drop --transfer-set")
+    if args.write and (args.transfer_set or args.cut):
+        parser.error("--write records the default recipe only; drop --transfer-set and --cut")
     seeds = [int(seed) for seed in args.seeds.split(",")]
     if args.probe:
         with tempfile.TemporaryDirectory() as scratch:
@@ -274,8 +315,8 @@ def main() -> None:
             write_section("transfer-ceiling", text)
         return
     with tempfile.TemporaryDirectory() as scratch:
-        results = [one_seed(seed, args.per_class, Path(scratch), tuple(args.transfer_set))
-                   for seed in seeds]
+        results = [one_seed(seed, args.per_class, Path(scratch), tuple(args.transfer_set),
+                            args.cut) for seed in seeds]
     text = table(results, args.per_class, seeds)
     print(text)
     if args.write:
