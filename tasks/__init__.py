@@ -3,11 +3,13 @@
 Run a task with `python -m tasks.<name>`; `python -m tasks.<name> --help` lists its flags.
 """
 
-import os
 import time
 
 # When the process started (before TensorFlow's import), for the run's `process_seconds`.
 PROCESS_START = time.time()
 
-# TensorFlow's C++ start-up notices (CPU features, oneDNN) are noise for CLI users.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tasks import native_logs  # noqa: E402  (after the clock starts)
+
+# TensorFlow's native start-up notices (absl, oneDNN) are noise for CLI users, and whether they
+# appear depends on the CPU: keep them off the terminal unless asked for (`--verbose`).
+native_logs.install()

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from datasets.errors import InputError
+from tasks import interrupt, native_logs
 from tasks.config import (
     DEFAULT_EXPORTS,
     EXPORT_FORMATS,
@@ -134,6 +135,7 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
                         help=f"comma list of {', '.join(EXPORT_FORMATS)}; 'all' or 'none' "
                         f"(default: {','.join(DEFAULT_EXPORTS)})")
     output.add_argument("--run-dir", help="where the run is written (default: runs/<task>-<time>)")
+    output.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     config = parser.add_argument_group("configuration")
     config.add_argument("--config", metavar="FILE",
                         help="JSON configuration, e.g. a run's config.json")
@@ -142,6 +144,9 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
                         "model.hidden_units=[64,32] (repeatable)")
     return parser
 
+
+VERBOSE_HELP = ("also show TensorFlow's and LiteRT's own start-up and C++ logging (hidden by "
+                "default; TF_CPP_MIN_LOG_LEVEL=0 or 1 in the environment shows it too)")
 
 FLAG_SETTINGS = {
     "data": "data.data", "target": "data.target", "test_data": "data.test_data",
@@ -219,6 +224,8 @@ def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[st
     """
     config = default_config()
     args = build_parser(prog, description, config).parse_args(argv)
+    if args.verbose:  # before TensorFlow loads, so its start-up logging shows too
+        native_logs.show()
     if args.config:
         path = Path(args.config)
         try:
@@ -290,7 +297,9 @@ def main(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None = 
         description: Text for `--help`.
 
     Returns:
-        0 on success, 2 for bad input, 1 when an export fails (conversion or parity check).
+        0 on success, 2 for bad input, 1 when an export fails (conversion or parity check),
+        128 + the signal's number when SIGTERM (143) or SIGINT (130) stopped it
+        (`tasks.interrupt`).
     """
     prog = f"tasks.{default_config().task}"
     try:
@@ -309,11 +318,14 @@ def main(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None = 
         from tasks import export, runner
 
         try:
-            runner.run(config, splits)
+            with interrupt.handling():  # SIGTERM / SIGINT: a backup, one line, 143 / 130
+                runner.run(config, splits)
         except export.ExportError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (interrupt.Interrupted, KeyboardInterrupt) as stop:
+        return interrupt.report(stop)
     return 0

@@ -48,8 +48,6 @@ run card, and a warning is printed: quantization error is a property of the mode
 from __future__ import annotations
 
 import json
-import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -62,7 +60,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tasks import inference, latency
+from tasks import inference, latency, native_logs
 from tasks.config import EXPORT_FORMATS, ExportConfig
 
 FLOAT_FORMATS = ("keras", "savedmodel", "tflite")
@@ -226,22 +224,12 @@ def _quiet() -> Iterator[None]:
     """Silences the quantizer's native prints and the debugger's deprecated-interpreter warning.
 
     The debugger checks its calibration with `tf.lite.Interpreter` internally; our artifacts are
-    run by LiteRT. Python exceptions still propagate with their messages.
+    run by LiteRT. Python exceptions still propagate with their messages, and what was printed
+    is shown after all if the block fails.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    with open(os.devnull, "w") as null, warnings.catch_warnings():
+    with native_logs.set_aside((1, 2), always=True), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        os.dup2(null.fileno(), 1)
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for descriptor in saved:
-                os.close(descriptor)
+        yield
 
 
 def _tensor_names(model: bytes, layers: tuple[str, ...]) -> list[str]:

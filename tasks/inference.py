@@ -70,12 +70,22 @@ def savedmodel_outputs(signature: Any, features: dict[str, np.ndarray]) -> np.nd
 
 
 def load_tflite(model: str | Path | bytes) -> Any:
-    """A standalone LiteRT interpreter for a `.tflite` file (path) or its bytes."""
+    """A standalone LiteRT interpreter for a `.tflite` file (path) or its bytes, allocated.
+
+    Allocating applies LiteRT's default XNNPACK delegate, whose native "Created TensorFlow Lite
+    XNNPACK delegate for CPU" line is set aside here (`native_logs`).
+    """
     from ai_edge_litert.interpreter import Interpreter
 
-    if isinstance(model, bytes):
-        return Interpreter(model_content=model)
-    return Interpreter(model_path=str(model))
+    from tasks import native_logs
+
+    with native_logs.set_aside():
+        if isinstance(model, bytes):
+            interpreter = Interpreter(model_content=model)
+        else:
+            interpreter = Interpreter(model_path=str(model))
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 def tflite_outputs(interpreter: Any, features: dict[str, np.ndarray]) -> np.ndarray:

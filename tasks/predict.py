@@ -27,7 +27,8 @@ import pandas as pd
 from datasets.errors import InputError
 from datasets.image_preprocessing import INPUT_NAME, ImageSchema
 from datasets.tabular import TabularSchema, features_from_frame, read_csv
-from tasks.cli import ArgumentParser
+from tasks import native_logs
+from tasks.cli import VERBOSE_HELP, ArgumentParser
 from tasks.config import EXPORT_FORMATS
 
 
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", help="CSV file to write (default: stdout)")
     parser.add_argument("--format", choices=list(EXPORT_FORMATS), default="keras",
                         help="which artifact of the run to use (default: keras)")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     return parser
 
 
@@ -146,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (2 for bad input)."""
     try:
         args = _parser().parse_args(argv)
+        if args.verbose:
+            native_logs.show()
         run_dir = Path(args.run_dir) if args.run_dir else None
         model_file = Path(args.model) if args.model else None
         if _is_image_run(run_dir, model_file):

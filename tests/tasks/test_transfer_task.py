@@ -104,12 +104,17 @@ def test_transferred_model_exports_and_predicts_raw_images(transfer_run, folders
 @pytest.mark.skipif(network_is_reachable(), reason="needs a machine without network access")
 def test_offline_imagenet_is_one_error_line_and_writes_nothing(tmp_path):
     """The default command, offline: the message names the file and the cache folder to put it
-    in (Keras reads KERAS_HOME when imported, hence a fresh process)."""
+    in (Keras reads KERAS_HOME when imported, hence a fresh process). TensorFlow's native
+    start-up notices are forced on (TF_ENABLE_ONEDNN_OPTS=1), as some CPUs print them by
+    default, and the user's environment has no TF_CPP_MIN_LOG_LEVEL: still one line."""
     home = tmp_path / "keras_home"
     run_dir = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "tasks.transfer_learning", "--run-dir", str(run_dir)],
-        capture_output=True, text=True, env={**os.environ, "KERAS_HOME": str(home)},
+        capture_output=True, text=True,
+        env={**{key: value for key, value in os.environ.items()
+                if key != "TF_CPP_MIN_LOG_LEVEL"},
+             "KERAS_HOME": str(home), "TF_ENABLE_ONEDNN_OPTS": "1"},
         cwd=Path(__file__).resolve().parents[2], timeout=300)
     assert result.returncode == 2, result.stderr
     assert_one_error_line(result.stderr.strip().splitlines(), "could not be downloaded",
