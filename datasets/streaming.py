@@ -10,17 +10,19 @@ holds only bounded samples:
   The assignment does not depend on the order, sharding or number of files, so every run, every
   epoch and every worker agrees; identical lines always land in the same split. It is not
   stratified: on large data the class balance of each split is the data's, up to sampling noise.
-* **Samples in memory.** One scan reads lines in turn from up to `SAMPLE_CYCLE` shards until it
-  has the first `sample_rows` training rows and the first `held_out_rows` rows of validation and
-  of test. Schema inference, labels and the preprocessing statistics (normalization, missing
-  values, vocabularies) come from those rows, as do the scikit-learn baselines and the int8
-  calibration; validation (early stopping) and test (scores, export parity) are those held-out
-  rows. `--test-data` replaces the test split with the first `held_out_rows` rows of its file(s).
-* **One counting pass.** Before training, every line is decoded and checked once
-  (`count_rows`): rows per split (steps per epoch come from the training count), rows without a
-  target (dropped with a warning, as in memory), numbers that are not numbers and classes the
-  sample never saw (both errors, before any training: raise `data.sample_rows` to let the sample
-  see a rare class).
+* **One pass before training** (`datasets.stream_scan.scan_rows`) decodes every line once and
+  counts rows per split (steps per epoch come from the training count) and rows without a
+  target (dropped with a warning, as in memory). In the same pass it draws the samples held in
+  memory: `sample_rows` training rows and `held_out_rows` rows of validation and of test, each a
+  seeded uniform sample over all rows of its split, wherever they sit in the files (a reservoir
+  keyed by a hash of the line and the seed, so every run and every worker draws the same rows).
+  Schema inference, labels and the preprocessing statistics (normalization, missing values,
+  vocabularies) come from the training sample, as do the scikit-learn baselines and the int8
+  calibration; validation (early stopping) and test (scores, export parity) are the held-out
+  samples. `--test-data` replaces the test split with a sample drawn the same way from its
+  file(s). The pass then holds every row against the schema (`check_rows`): numbers that are
+  not numbers and classes the sample never saw are errors before any training (raise
+  `data.sample_rows` to let the sample see a rare class).
 * **Training.** Each epoch streams every training row: shards reshuffled, read interleaved,
   lines shuffled in a `SHUFFLE_LINES` buffer, batched, decoded and put through the adapted Keras
   preprocessing inside `Dataset.map`, prefetched (`TrainingStream`). Under a multi-worker
@@ -28,8 +30,8 @@ holds only bounded samples:
 
 Values are read the way `pandas.read_csv` reads them (fields stripped, pandas' missing-value
 markers such as empty, `NA`, `null` or `nan` are missing, `3.0` in a category is `3`), through
-one function (`canonical_text`) that the sample and the stream share. A line is one row: quoted
-fields may hold commas and quotes, not line breaks.
+one function (`datasets.stream_text.canonical_text`) that the sample and the stream share. A line
+is one row: quoted fields may hold commas and quotes, not line breaks.
 """
 
 from __future__ import annotations
@@ -42,101 +44,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 
 from datasets.errors import InputError
+from datasets.stream_scan import RowCounts, check_rows, sample_frame, scan_rows
+from datasets.stream_text import (
+    BUCKETS,
+    SCAN_BATCH,
+    SPLITS,
+    SplitRanges,
+    assign_splits,
+    canonical_text,
+    nonblank,
+    parse_numbers,
+    split_ranges,
+)
 from datasets.tabular import (
     MISSING_CATEGORY,
     TabularSchema,
     TabularSplits,
-    drop_missing_targets,
     infer_schema,
     is_pattern,
     warn,
 )
 
-# Lines are hashed into this many buckets; split fractions are rounded to 1 / BUCKETS.
-BUCKETS = 10_000
-# Second half of the SipHash key of `assign_splits` (the first half is the run's seed).
-HASH_SALT = 0x5EED
-SPLITS = ("train", "validation", "test")
-SCAN_BATCH = 4096  # lines per step of the scans and of the line filter
-SAMPLE_CYCLE = 16  # shards the sample scan reads in turn
 TRAIN_CYCLE = 8  # shards a training epoch reads in turn
 SHUFFLE_LINES = 10_000  # training lines in the shuffle buffer (a few MB of text)
-# pandas.read_csv's default missing-value markers (its `na_values` documentation).
-NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
-             "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
-NUMBER = r"[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|inf|infinity|nan)"  # matched lower-cased
-
-
-@dataclass(frozen=True)
-class SplitRanges:
-    """Bucket ranges of the splits.
-
-    Test is `[0, test_end)`, validation `[test_end, validation_end)`, train the rest up to
-    `BUCKETS`.
-    """
-
-    test_end: int
-    validation_end: int
-
-
-def split_ranges(validation_fraction: float, test_fraction: float) -> SplitRanges:
-    """Bucket ranges for the fractions of `DataConfig` (validation is a fraction of non-test).
-
-    Example:
-        >>> split_ranges(0.2, 0.2)  # 20% test, 16% validation, 64% train
-        SplitRanges(test_end=2000, validation_end=3600)
-    """
-    test_end = round(test_fraction * BUCKETS)
-    return SplitRanges(test_end, test_end + round((1 - test_fraction) * validation_fraction
-                                                  * BUCKETS))
-
-
-def assign_splits(lines: tf.Tensor, seed: int, ranges: SplitRanges) -> tf.Tensor:
-    """The split of each raw CSV line: 0 train, 1 validation, 2 test.
-
-    A keyed hash (SipHash, key `[seed, HASH_SALT]`) of the line's text, so the answer depends
-    only on the line and the seed: not on its file, position, the file order or the worker.
-
-    Args:
-        lines: Raw lines (the header excluded), any shape.
-        seed: The run's seed; another seed gives another split.
-        ranges: From `split_ranges`.
-    """
-    buckets = tf.strings.to_hash_bucket_strong(lines, BUCKETS, key=[seed, HASH_SALT])
-    return tf.where(buckets < ranges.test_end, 2,
-                    tf.where(buckets < ranges.validation_end, 1, 0))
-
-
-def canonical_text(values: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """CSV fields as `pandas.read_csv` plus the in-memory path see them.
-
-    Returns:
-        `(text, missing)`: the field stripped, with an integral decimal written as an integer
-        (`"3.0"` -> `"3"`, like a float category in memory), and whether it is a missing-value
-        marker (`NA_VALUES`).
-    """
-    text = tf.strings.strip(values)
-    missing = tf.reduce_any(tf.equal(tf.expand_dims(text, -1), tf.constant(NA_VALUES)), axis=-1)
-    return tf.strings.regex_replace(text, r"^([+-]?\d+)\.0*$", r"\1"), missing
-
-
-def parse_numbers(text: tf.Tensor, missing: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Numbers of canonical fields.
-
-    Returns:
-        `(numbers, bad)`: float32 values (NaN where missing or not a number), and where a present
-        field is not a number.
-    """
-    valid = tf.strings.regex_full_match(tf.strings.lower(text), NUMBER)
-    bad = tf.logical_and(tf.logical_not(missing), tf.logical_not(valid))
-    numbers = tf.strings.to_number(tf.where(tf.logical_and(valid, tf.logical_not(missing)),
-                                            text, "nan"), tf.float32)
-    return numbers, bad
 
 
 def list_shards(pattern: str) -> list[str]:
@@ -255,11 +189,6 @@ def share_lines(share: WorkerShare, cycle: int = TRAIN_CYCLE,
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _present(lines: tf.Tensor) -> tf.Tensor:
-    """Lines that hold something (`read_csv` skips blank lines)."""
-    return tf.strings.length(tf.strings.strip(lines)) > 0
-
-
 class RowDecoder:
     """Decodes batches of raw lines into the model's raw features and the target text.
 
@@ -311,30 +240,12 @@ class RowDecoder:
 
 
 @dataclass
-class RowCounts:
-    """What the counting pass found over every line of the shards.
-
-    Attributes:
-        train: Rows with a target, by split.
-        validation: ...
-        test: ...
-        missing_target: Rows without a target (dropped).
-        lines: Non-blank data lines read.
-    """
-
-    train: int = 0
-    validation: int = 0
-    test: int = 0
-    missing_target: int = 0
-    lines: int = 0
-
-
-@dataclass
 class StreamingSplits(TabularSplits):
     """`TabularSplits` whose frames are bounded samples of shards that are streamed to train.
 
-    `train` holds the first `sample_rows` training rows (schema, preprocessing statistics,
-    baselines, calibration); `validation` and `test` the first `held_out_rows` rows of theirs.
+    `train` holds a seeded uniform sample of `sample_rows` training rows (schema, preprocessing
+    statistics, baselines, calibration); `validation` and `test` one of `held_out_rows` rows of
+    theirs, each drawn over all rows of its split (`datasets.stream_scan.Reservoir`).
 
     Attributes:
         pattern: `--data` as given.
@@ -342,12 +253,12 @@ class StreamingSplits(TabularSplits):
         header: Their shared header.
         seed: Key of the split hash.
         ranges: The split's bucket ranges.
-        counts: Rows per split over all shards (`count_rows`).
+        counts: Rows per split over all shards (`datasets.stream_scan.scan_rows`).
         sample_rows: The configured sample size ...
         held_out_rows: ... and held-out size.
-        scanned_lines: Lines the samples came from (the scan's first lines).
+        scanned_lines: Lines the samples were drawn from (every non-blank line).
         test_source: `--test-data`, when it replaces the test split.
-        seconds: Listing, checking, sampling and counting took this long.
+        seconds: Listing, checking, counting and sampling took this long.
     """
 
     pattern: str = ""
@@ -363,177 +274,23 @@ class StreamingSplits(TabularSplits):
     seconds: float = 0.0
 
 
-def _locate_malformed(files: Sequence[str], header: Sequence[str], error: Exception) -> str:
-    """The first line of the shards whose field count is not the header's, for a message."""
-    for path in files:
-        with tf.io.gfile.GFile(path, "r") as handle:
-            reader = csv.reader(handle)
-            next(reader, None)
-            for fields in reader:
-                if fields and any(value.strip() for value in fields) and len(fields) != len(
-                        header):
-                    return (f"line {reader.line_num} of '{path}' has {len(fields)} fields but "
-                            f"the header has {len(header)}")
-    return f"a line of the shards could not be parsed ({str(error).splitlines()[0]})"
-
-
-def _decode_error(files: Sequence[str], header: Sequence[str], error: Exception) -> InputError:
-    message = getattr(error, "message", str(error)).split(" [Op:")[0]
-    return InputError(f"{_locate_malformed(files, header, message)}. Fix or remove that line "
-                      "(a quoted field may hold commas, not line breaks).")
-
-
-def scan_sample(files: Sequence[str], seed: int, ranges: SplitRanges, quotas: dict[str, int]
-                ) -> tuple[dict[str, list[bytes]], int]:
-    """The first lines of each split, reading up to `SAMPLE_CYCLE` shards in turn.
-
-    Stops as soon as every split has its quota (`{"train": n, "validation": m, "test": m}`).
-
-    Returns:
-        Raw lines by split, and how many lines the samples came from (up to the last one taken).
-    """
-    lines = share_lines(WorkerShare(list(files)), cycle=SAMPLE_CYCLE).batch(SCAN_BATCH)
-    lines = lines.map(lambda batch: (batch, _present(batch),
-                                     assign_splits(batch, seed, ranges)))
-    taken: dict[str, list[bytes]] = {name: [] for name in SPLITS}
-    read = used = 0
-    for batch, present, split in lines.as_numpy_iterator():
-        for index, name in enumerate(SPLITS):
-            room = quotas.get(name, 0) - len(taken[name])
-            positions = np.flatnonzero(present & (split == index))[:max(room, 0)]
-            if len(positions):
-                taken[name].extend(batch[positions].tolist())
-                used = max(used, read + int(positions[-1]) + 1)
-        read += len(batch)
-        if all(len(taken[name]) >= quotas.get(name, 0) for name in SPLITS):
-            break
-    return taken, used
-
-
-def sample_frame(lines: Sequence[bytes], header: Sequence[str], files: Sequence[str],
-                 keep_text: Sequence[str] = ()) -> pd.DataFrame:
-    """Sample lines as a DataFrame, decoded by the stream's own functions.
-
-    Fields go through `canonical_text`; missing ones are NaN; a column whose present values are
-    all numbers becomes numeric (as `read_csv` makes it), except those in `keep_text`.
-    """
-    if not lines:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in header})
-    try:
-        fields = tf.io.decode_csv(tf.constant(list(lines)), record_defaults=[""] * len(header))
-    except tf.errors.InvalidArgumentError as error:
-        raise _decode_error(files, header, error) from None
-    columns = {}
-    for name, values in zip(header, fields, strict=True):
-        text, missing = canonical_text(values)
-        series = pd.Series(np.where(missing.numpy(), None, text.numpy().astype(str)),
-                           dtype=object)
-        numbers = pd.to_numeric(series, errors="coerce")
-        if name not in keep_text and series.notna().any() and numbers[series.notna()].notna(
-                ).all():
-            series = numbers
-        columns[name] = series
-    return pd.DataFrame(columns)
-
-
-def count_rows(files: Sequence[str], decoder: RowDecoder, seed: int, ranges: SplitRanges,
-               source: str) -> RowCounts:
-    """One pass over every line: rows per split, checked against the schema.
-
-    Raises:
-        InputError: For a line with the wrong number of fields, a number column holding
-            something else, a regression target that is not a number, or a class the sample's
-            schema does not know (naming the file, column and value).
-    """
-    schema = decoder.schema
-    classify = schema.problem != "regression"
-    table = decoder.label_table() if classify else None
-    paths = tf.constant(list(files))
-
-    def first(values, mask):
-        return tf.concat([tf.boolean_mask(values, mask), [""]], 0)[0]
-
-    def check(lines, file_index):
-        lines = tf.boolean_mask(lines, _present(lines))
-        fields = decoder.fields(lines)
-        _, bad_numbers = decoder.features(fields)
-        text, missing = decoder.target(fields)
-        if classify:
-            bad_target = tf.logical_and(tf.logical_not(missing), table.lookup(text) < 0)
-        else:
-            bad_target = parse_numbers(text, missing)[1]
-        split = tf.boolean_mask(assign_splits(lines, seed, ranges), tf.logical_not(missing))
-        checked = [canonical_text(fields[decoder.position[c.name]])[0]
-                   for c in decoder.numeric] + [text]
-        bad = tf.concat([bad_numbers, tf.expand_dims(bad_target, -1)], axis=1)
-        return {"lines": tf.size(lines), "missing": tf.reduce_sum(tf.cast(missing, tf.int32)),
-                "splits": tf.math.bincount(tf.cast(split, tf.int32), minlength=3, maxlength=3),
-                "bad": tf.reduce_sum(tf.cast(bad, tf.int32), axis=0),
-                "first_bad": tf.stack([first(values, bad[:, index])
-                                       for index, values in enumerate(checked)]),
-                "file": file_index, "unknown": tf.unique(tf.boolean_mask(text, bad_target)).y}
-
-    batches = tf.data.Dataset.from_tensor_slices((paths, tf.range(len(files)))).interleave(
-        lambda path, index: tf.data.TextLineDataset(path, buffer_size=1 << 20).skip(1).batch(
-            SCAN_BATCH).map(lambda lines: (lines, index)),
-        cycle_length=min(len(files), 4), num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=False).map(check, num_parallel_calls=tf.data.AUTOTUNE,
-                                 deterministic=False).prefetch(2)
-    counts = RowCounts()
-    names = [*(c.name for c in decoder.numeric), schema.target]
-    bad_totals = np.zeros(len(names), dtype=np.int64)
-    first_bad: dict[int, tuple[str, str]] = {}  # column -> (file, value) of a bad value
-    unknown: set[str] = set()
-    try:
-        for result in batches.as_numpy_iterator():
-            counts.lines += int(result["lines"])
-            counts.missing_target += int(result["missing"])
-            counts.train, counts.validation, counts.test = (
-                total + int(found) for total, found in zip(
-                    (counts.train, counts.validation, counts.test), result["splits"],
-                    strict=True))
-            bad_totals += result["bad"]
-            for index in np.flatnonzero(result["bad"]):
-                first_bad.setdefault(int(index), (files[int(result["file"])],
-                                                  result["first_bad"][index].decode()))
-            unknown.update(label.decode() for label in result["unknown"])
-    except tf.errors.InvalidArgumentError as error:
-        raise _decode_error(files, decoder.header, error) from None
-    if bad_totals.any():
-        index = int(np.flatnonzero(bad_totals)[0])
-        path, value = first_bad[index]
-        if index < len(decoder.numeric):
-            raise InputError(f"column '{names[index]}' of {source} holds numbers in the sample, "
-                             f"but {value!r} in '{path}' is not a number ({bad_totals[index]} "
-                             "such value(s) in all). Fix or blank out those values, or pass "
-                             f"--categorical {names[index]}.")
-        if not classify:
-            raise InputError(f"regression needs a numeric target, but target '{schema.target}' "
-                             f"of {source} holds {value!r} in '{path}' ({bad_totals[index]} "
-                             "such value(s)). Fix or remove those rows.")
-        shown = ", ".join(repr(label) for label in sorted(unknown)[:5])
-        raise InputError(f"target '{schema.target}' of {source} has {bad_totals[index]} row(s) "
-                         f"of class(es) {shown} (first in '{path}') that the sample the "
-                         f"classes were learned from never saw (classes: "
-                         f"{', '.join(map(str, schema.labels))}). Remove those rows, or raise "
-                         "--set data.sample_rows so the sample includes them.")
-    if counts.missing_target:
-        warn(f"dropped {counts.missing_target} row(s) of {source} with no value in target "
-             f"'{schema.target}'.")
-    return counts
-
-
-def _test_frame(test_data: str, rows: int,
-                keep_text: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
-    """The first `rows` rows of `--test-data` (a file or a pattern), read by the stream."""
+def _test_frame(test_data: str, rows: int, target: str, seed: int,
+                keep_text: Sequence[str]) -> pd.DataFrame:
+    """A seeded uniform sample of `rows` rows of `--test-data` (a file or a pattern), streamed."""
     files = list_shards(test_data) if is_pattern(test_data) else [test_data]
     if not tf.io.gfile.exists(files[0]):
         raise InputError(f"test data file not found: '{test_data}'. Pass an existing CSV file "
                          "or pattern.")
     test_header = check_headers(files)
-    lines = share_lines(WorkerShare(files), cycle=SAMPLE_CYCLE).filter(_present).take(rows)
-    kept = list(lines.as_numpy_iterator())
-    return sample_frame(kept, test_header, files, keep_text), test_header
+    if target not in test_header:
+        raise InputError(f"test data '{test_data}' has no target column '{target}'; its "
+                         f"columns are: {', '.join(test_header)}.")
+    everything = SplitRanges(BUCKETS, BUCKETS)  # every row is a test row
+    scan = scan_rows(files, test_header, target, seed, everything, {"test": rows})
+    if scan.counts.missing_target:
+        warn(f"dropped {scan.counts.missing_target} row(s) of '{test_data}' with no value in "
+             f"target '{target}'.")
+    return sample_frame(scan.samples["test"], test_header, files, keep_text)
 
 
 def load_streaming(
@@ -549,17 +306,20 @@ def load_streaming(
     sample_rows: int = 20_000,
     held_out_rows: int = 10_000,
 ) -> StreamingSplits:
-    """Lists, checks, samples and counts streamed CSV shards (see the module docstring).
+    """Lists, checks, counts and samples streamed CSV shards (see the module docstring).
+
+    One pass over every line (`scan_rows`) counts the splits and draws the samples; the schema
+    is inferred on the samples; then what the pass found is held against it (`check_rows`).
 
     Args:
         data: A file pattern, or one CSV path (with `--stream`).
         problem: `"binary"`, `"multiclass"` or `"regression"`.
         target: The target column (required).
-        test_data: Optional file or pattern whose first `held_out_rows` rows are the test set;
-            then `data` is split into train and validation only.
+        test_data: Optional file or pattern from which a sample of `held_out_rows` rows is the
+            test set; then `data` is split into train and validation only.
         validation_fraction: Fraction of the non-test rows for validation.
         test_fraction: Fraction of all rows for test (ignored with `test_data`).
-        seed: Key of the split hash.
+        seed: Key of the split hash and of the samples.
         categorical: Columns to treat as categories even if they hold numbers.
         positive_label: Binary problems: the positive class.
         sample_rows: Training rows held in memory to infer and adapt on.
@@ -588,43 +348,38 @@ def load_streaming(
     ranges = split_ranges(validation_fraction, 0.0 if test_data else test_fraction)
     quotas = {"train": sample_rows, "validation": held_out_rows,
               "test": 0 if test_data else held_out_rows}
-    lines, scanned = scan_sample(files, seed, ranges, quotas)
-    keep_text = [*categorical] + ([target] if problem != "regression" else [])
-    frames = {name: sample_frame(lines[name], header, files, keep_text) for name in SPLITS}
-    if problem != "regression":  # integer class values stay numbers, as read_csv makes them
+    classify = problem != "regression"
+    scan = scan_rows(files, header, target, seed, ranges, quotas, classify=classify,
+                     text_columns=categorical)
+    keep_text = [*categorical] + ([target] if classify else [])
+    frames = {name: sample_frame(scan.samples[name], header, files, keep_text)
+              for name in SPLITS}
+    if classify:  # integer class values stay numbers, as read_csv makes them
         present = pd.concat([frame[target] for frame in frames.values()]).dropna()
         if len(present) and present.str.fullmatch(r"[+-]?\d+").all():
             for frame in frames.values():
                 frame[target] = pd.to_numeric(frame[target]).astype("Int64").astype(object)
-    frames = {name: drop_missing_targets(frame, target, f"the sample of {source}")
-              for name, frame in frames.items()}
     if test_data:
-        frames["test"], test_header = _test_frame(test_data, held_out_rows, keep_text)
-        if target not in test_header:
-            raise InputError(f"test data '{test_data}' has no target column '{target}'; its "
-                             f"columns are: {', '.join(test_header)}.")
-        frames["test"] = drop_missing_targets(frames["test"], target, f"'{test_data}'")
+        frames["test"] = _test_frame(test_data, held_out_rows, target, seed, keep_text)
     needed = SPLITS if not test_data else SPLITS[:2]
     short = [name for name in needed if len(frames[name]) == 0]
     if short:
-        raise InputError(f"{source} has {scanned} data lines and none of them fell in the "
-                         f"{' and '.join(short)} split. Add rows, or raise "
+        raise InputError(f"{source} has {scan.counts.lines} data lines and none "
+                         f"of them fell in the {' and '.join(short)} split. Add rows, or raise "
                          "data.validation_fraction / data.test_fraction.")
     sample = pd.concat([frames[name] for name in needed], ignore_index=True)
     schema = infer_schema(sample, target, problem, source=f"the sample of {source}",
                           categorical=categorical, positive_label=positive_label,
                           max_classes=max(2, len(sample) // 5))
-    counts = count_rows(files, RowDecoder(header, schema), seed, ranges, source)
-    if counts.train == 0:
-        raise InputError(f"{source} has no training rows with a target. Add rows.")
+    check_rows(scan, header, schema, source)
     return StreamingSplits(
         name=(Path(data).parent.name or "shards") if len(files) > 1 or is_pattern(data)
         else Path(data).stem,
         schema=schema, train=frames["train"], validation=frames["validation"],
         test=frames["test"], pattern=data, files=files, header=header, seed=seed,
-        ranges=ranges, counts=counts, sample_rows=sample_rows, held_out_rows=held_out_rows,
-        scanned_lines=scanned, test_source=test_data, seconds=time.perf_counter() - started)
-
+        ranges=ranges, counts=scan.counts, sample_rows=sample_rows,
+        held_out_rows=held_out_rows, scanned_lines=scan.counts.lines, test_source=test_data,
+        seconds=time.perf_counter() - started)
 
 class TrainingStream:
     """Every training row of streamed shards, as a `tf.data` pipeline of preprocessed batches.
@@ -688,7 +443,7 @@ class TrainingStream:
         table = self.decoder.label_table() if splits.schema.problem != "regression" else None
 
         def training_lines(lines):
-            lines = tf.boolean_mask(lines, _present(lines))
+            lines = tf.boolean_mask(lines, nonblank(lines))
             target = tf.io.decode_csv(lines, record_defaults=[""], select_cols=[target_index])[0]
             keep = tf.logical_and(tf.equal(assign_splits(lines, splits.seed, splits.ranges), 0),
                                   tf.logical_not(canonical_text(target)[1]))
