@@ -62,9 +62,11 @@ class DataConfig:
         stream: Stream `data` even when it is one CSV file (a pattern always streams): train on
             every row through `tf.data` without loading the file into memory.
         sample_rows: Streaming: training rows held in memory to infer the schema and adapt the
-            preprocessing on, and to fit the baselines and calibrate int8 on.
-        held_out_rows: Streaming: validation rows, and test rows, held in memory (the first
-            ones of each split) for early stopping, scores and export checks.
+            preprocessing on, and to fit the baselines and calibrate int8 on (a seeded uniform
+            sample of all training rows).
+        held_out_rows: Streaming: validation rows, and test rows, held in memory (a seeded
+            uniform sample of all rows of each split) for early stopping, scores and export
+            checks.
     """
 
     data: str = "smartwatch"

@@ -103,10 +103,10 @@ class TableInputs:
 class StreamedTableInputs(TableInputs):
     """Streamed CSV shards as the runner uses them (see `datasets/streaming.py`).
 
-    `features` and `ids` are the bounded samples held in memory: the first `sample_rows`
-    training rows (preprocessing, baselines, int8 calibration) and the first `held_out_rows`
-    validation and test rows (early stopping, scores, export checks). Training itself streams
-    every training row (`training_stream`).
+    `features` and `ids` are the bounded samples held in memory, each drawn uniformly over all
+    rows of its split: `sample_rows` training rows (preprocessing, baselines, int8 calibration)
+    and `held_out_rows` validation and test rows (early stopping, scores, export checks).
+    Training itself streams every training row (`training_stream`).
 
     Args:
         splits: From `datasets.streaming.load_streaming`.
@@ -152,9 +152,10 @@ class StreamedTableInputs(TableInputs):
         return {**super().summary(preprocessor), "streaming": (
             f"{counts.train:,} training rows streamed from {len(self.splits.files)} file(s) "
             f"(`{self.splits.pattern}`) every epoch; the schema, preprocessing statistics, "
-            f"baselines and int8 calibration come from a sample of the first "
-            f"{len(self.ids['train']):,} of them; validation and test are the first "
-            f"{len(self.ids['validation']):,} and {len(self.ids['test']):,} rows of theirs")}
+            f"baselines and int8 calibration come from a seeded uniform sample of "
+            f"{len(self.ids['train']):,} of them; validation and test are seeded uniform "
+            f"samples of {len(self.ids['validation']):,} and {len(self.ids['test']):,} of "
+            "all their rows")}
 
     def training_stream(self, preprocessor: TabularPreprocessor, target_mean: float = 0.0,
                         target_std: float = 1.0) -> TrainingStream:
