@@ -297,7 +297,8 @@ def main(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None = 
         description: Text for `--help`.
 
     Returns:
-        0 on success, 2 for bad input, 1 when an export fails (conversion or parity check),
+        0 on success, 2 for bad input, 1 when an export fails (conversion or parity check)
+        or the run's files cannot be written (a full disk: `run_guard.RunWriteError`),
         128 + the signal's number when SIGTERM (143) or SIGINT (130) stopped it
         (`tasks.interrupt`).
     """
@@ -315,12 +316,12 @@ def main(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None = 
 
         splits = load_configured(config.data, config.problem, config.runtime.seed,
                                  config.inputs)
-        from tasks import export, runner
+        from tasks import export, run_guard, runner
 
         try:
             with interrupt.handling():  # SIGTERM / SIGINT: a backup, one line, 143 / 130
                 runner.run(config, splits)
-        except export.ExportError as error:
+        except (export.ExportError, run_guard.RunWriteError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
     except InputError as error:

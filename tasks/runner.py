@@ -48,6 +48,7 @@ from tasks import (
     report,
     resume,
     run_card,
+    run_guard,
     tuning,
 )
 from tasks.callbacks import standard_callbacks
@@ -511,7 +512,8 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
             tuning.check_resume(newest_state(final_dir, TUNER_DIR), expected)
             carry = (TUNER_DIR,)
 
-    with distribute.leave_cluster(strategy), staged_directory(final_dir, carry) as run_dir:
+    with (distribute.leave_cluster(strategy), run_guard.guard(final_dir),
+          staged_directory(final_dir, carry) as run_dir):
         report.write_json(run_dir / "config.json", config.to_dict())
         if space is None:
             data, fitted = _fit_default(config, inputs, strategy, run_dir)
