@@ -236,3 +236,22 @@ def test_a_chief_and_two_workers_share_one_search(user_csv, tmp_path):
     assert (trials["status"] == "COMPLETED").all()
     assert read_metrics(run_dir)["tuning"]["trials"] == TRIALS
     assert [path.name for path in tmp_path.iterdir()] == ["distributed"]
+
+
+@pytest.mark.slow
+def test_the_same_search_in_a_new_process_gives_the_same_table_and_metrics(tuned_run, user_csv,
+                                                                            tmp_path):
+    """Same command, same seed, a fresh process: the trial table and the tuned run's metrics
+    equal the session's search to 1e-6 (seconds aside)."""
+    run_dir = tmp_path / "again"
+    result = subprocess.run([sys.executable, "-m", "tasks.binary_classify",
+                             *search_args(user_csv, run_dir)], cwd=ROOT, env=subprocess_env(),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    again, first = table(run_dir), table(tuned_run[0])
+    pd.testing.assert_frame_equal(again.drop(columns="seconds"), first.drop(columns="seconds"),
+                                  rtol=0, atol=1e-6)
+    for split in ("test", "validation"):
+        a, b = read_metrics(run_dir)[split], read_metrics(tuned_run[0])[split]
+        assert a.keys() == b.keys()
+        assert all(abs(a[name] - b[name]) <= 1e-6 for name in a), (a, b)
