@@ -20,10 +20,15 @@ Rules (the same for training, `--test-data` and prediction):
   `InputError` (a silently smaller training set is worse than a clear message); with
   `skip_bad_images=True` each such file is skipped with one warning line and listed in
   `ImageSplits.skipped`.
+* Size limit: an image whose header claims more than `max_image_pixels` pixels (default
+  Pillow's own limit, 89,478,485) stops the run before anything is decoded, or is skipped with
+  `skip_bad_images`: a guard against decompression bombs (`datasets/limits.py`).
 
-Decoding is one `tf.data` pipeline (read, `tf.io.decode_image`, channels, resize; parallel map,
-batched, prefetched) run once; training then feeds the in-memory uint8 arrays through the runner's
-cached `tf.data` pipeline, so files are not decoded again every epoch.
+Decoding is one `tf.data` pipeline (`datasets/image_decoding.py`: read, `tf.io.decode_image`,
+channels, resize; parallel map, batched, prefetched) run once; files TensorFlow's decoders refuse
+but Pillow reads (1-bit BMPs) are converted to PNG first. Training then feeds the in-memory uint8
+arrays through the runner's cached `tf.data` pipeline, so files are not decoded again every
+epoch.
 """
 
 from __future__ import annotations
@@ -35,20 +40,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
-from PIL import Image, ImageMode
+from PIL import ImageMode
 from sklearn.model_selection import train_test_split
 
 from datasets.errors import InputError
+from datasets.image_decoding import SKIP_HINT, open_header, undecodable
+from datasets.image_decoding import decode_files as _decode
+from datasets.image_decoding import resize_array as _resize
+from datasets.limits import DEFAULT_MAX_IMAGE_PIXELS, check_image_pixels
 from datasets.named_images import NAMED_IMAGES
 from datasets.tabular import warn
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 TABLE_EXTENSIONS = (".csv", ".tsv")
 MAX_DEFAULT_SIDE = 128
-DECODE_BATCH = 256
-# How a user turns on skipping of unreadable images; named in the stop message.
-SKIP_HINT = "or skip unreadable images with a warning: --set data.skip_bad_images=true"
 FOLDER_LAYOUT = "a folder with one sub-folder of images per class (e.g. pets/cat/1.png)"
 
 
@@ -177,15 +182,27 @@ class _Inspected:
     skipped: list[str]
 
 
-def _inspect(paths: list[Path], skip_bad: bool) -> _Inspected:
-    """Checks every file with Pillow: it opens, its data verifies, and its size and mode."""
+def _inspect(paths: list[Path], skip_bad: bool,
+             max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> _Inspected:
+    """Checks every file with Pillow, decoding nothing; reads its size and mode.
+
+    A file passes if it opens, has at most `max_pixels` pixels and its data verifies.
+    """
     result = _Inspected([], [], [], [])
     for path in paths:
         try:
-            with Image.open(path) as image:
+            with open_header(path) as image:
                 width, height = image.size
                 mode = image.mode
+                check_image_pixels(path, width, height, max_pixels)
                 image.verify()
+        except InputError:
+            if not skip_bad:
+                raise
+            warn(f"skipped image '{path}': {width}x{height} pixels, more than the limit of "
+                 f"{max_pixels:,} (data.max_image_pixels).")
+            result.skipped.append(str(path))
+            continue
         except Exception as error:  # Pillow raises many types for broken files
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             if not skip_bad:
@@ -210,66 +227,37 @@ def default_image_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _to_uint8(images: tf.Tensor) -> tf.Tensor:
-    return tf.cast(tf.round(tf.clip_by_value(images, 0.0, 255.0)), tf.uint8)
+def _decode_inspected(inspected: _Inspected, image_size: tuple[int, int], channels: int,
+                      skip_bad: bool) -> np.ndarray:
+    """Decodes the files Pillow passed.
 
-
-def _decode_file(path: tf.Tensor, image_size: tuple[int, int], channels: int) -> tf.Tensor:
-    """One file -> uint8 (height, width, channels): decode, fix channels, resize, round."""
-    image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-    image = tf.cast(image, tf.float32)
-    # Decoded channels: 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA); alpha is dropped.
-    gray = tf.shape(image)[-1] < 3
-    if channels == 1:
-        image = tf.cond(gray, lambda: image[..., :1],
-                        lambda: tf.image.rgb_to_grayscale(image[..., :3]))
-    else:
-        image = tf.cond(gray, lambda: tf.tile(image[..., :1], [1, 1, 3]),
-                        lambda: image[..., :3])
-    image.set_shape([None, None, channels])
-    return _to_uint8(tf.image.resize(image, image_size, antialias=True))
-
-
-def _decode(paths: list[Path], image_size: tuple[int, int], channels: int) -> np.ndarray:
-    """Decodes files with one parallel tf.data pipeline into a uint8 array (N, H, W, C)."""
-    if not paths:
-        return np.zeros((0, *image_size, channels), dtype="uint8")
-    dataset = (tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
-               .map(lambda path: _decode_file(path, image_size, channels),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-               .batch(DECODE_BATCH).prefetch(tf.data.AUTOTUNE))
+    With `skip_bad`, a file that passed Pillow's check but cannot be decoded (by TensorFlow, nor
+    after Pillow's conversion) is skipped with a warning and removed from `inspected`, instead
+    of stopping the run.
+    """
     try:
-        return np.concatenate([batch.numpy() for batch in dataset])
-    except tf.errors.OpError:
-        raise _undecodable(paths) from None
-
-
-def _undecodable(paths: list[Path]) -> InputError:
-    """The error naming the first file TensorFlow cannot decode (Pillow read it, TF did not)."""
-    for path in paths:
-        try:
-            tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
-        except tf.errors.OpError as error:
-            detail = error.message.strip().splitlines()[-1][:200]
-            return InputError(f"TensorFlow cannot decode image '{path}' ({detail}). Convert it "
-                              "to PNG or delete it.")
-    return InputError("TensorFlow failed to decode the images, but each decodes on its own. "
-                      "Run again; if it persists, convert the images to PNG.")
-
-
-def _resize(images: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """Resizes a uint8 array like the file decoder does (bilinear, antialiased, rounded)."""
-    if images.shape[1:3] == tuple(image_size):
-        return images
-    dataset = (tf.data.Dataset.from_tensor_slices(images).batch(DECODE_BATCH)
-               .map(lambda batch: _to_uint8(tf.image.resize(tf.cast(batch, tf.float32),
-                                                            image_size, antialias=True))))
-    return np.concatenate([batch.numpy() for batch in dataset])
+        return _decode(inspected.files, image_size, channels)
+    except InputError:
+        if not skip_bad:
+            raise
+    failed = undecodable(inspected.files)
+    for path, detail in failed.items():
+        warn(f"skipped undecodable image '{path}' ({detail}).")
+        inspected.skipped.append(str(path))
+    kept = [index for index, path in enumerate(inspected.files) if path not in failed]
+    inspected.files = [inspected.files[index] for index in kept]
+    inspected.sizes = [inspected.sizes[index] for index in kept]
+    inspected.grayscale = [inspected.grayscale[index] for index in kept]
+    return _decode(inspected.files, image_size, channels)
 
 
 def read_images(paths: list[Path] | list[str], image_size: tuple[int, int],
                 channels: int) -> np.ndarray:
     """Reads image files exactly as training did, for prediction.
+
+    Any mode Pillow and TensorFlow read is taken and converted as in training: grayscale
+    (also 1-bit, 16-bit, with alpha) repeated to RGB for a color model, color averaged to gray
+    for a grayscale one, alpha dropped, palettes and CMYK converted to RGB; any size is resized.
 
     Args:
         paths: Image files (e.g. from `image_files`).
@@ -407,7 +395,8 @@ def _from_name(name: str, image_size: tuple[int, int] | None) -> _Source:
     return source
 
 
-def _from_folder(data: str, image_size: tuple[int, int] | None, skip_bad: bool) -> _Source:
+def _from_folder(data: str, image_size: tuple[int, int] | None, skip_bad: bool,
+                 max_pixels: int) -> _Source:
     root = Path(data)
     if not root.exists() and len(root.parts) == 1 and not root.suffix:
         raise InputError(f"'{data}' is neither an image dataset name ({', '.join(NAMED_IMAGES)}) "
@@ -418,24 +407,33 @@ def _from_folder(data: str, image_size: tuple[int, int] | None, skip_bad: bool) 
                          "a classifier needs at least two. Add one sub-folder of images per "
                          "class.")
     labels = list(classes)
-    inspected = _inspect([path for images in classes.values() for path in images], skip_bad)
-    kept = set(inspected.files)
-    ids = np.asarray([label for label, images in enumerate(classes.values())
-                      for path in images if path in kept], dtype="int64")
-    empty = [name for label, name in enumerate(labels) if label not in set(ids.tolist())]
-    if empty:
-        raise InputError(f"class folder '{root / empty[0]}' has no readable images after "
-                         "skipping the unreadable ones. Add images to it or remove it.")
+    inspected = _inspect([path for images in classes.values() for path in images], skip_bad,
+                         max_pixels)
+    _check_every_class_kept(classes, inspected, root)
     channels = 1 if all(inspected.grayscale) else 3
     size = image_size or default_image_size(inspected.sizes)
-    images = ImageSet(_decode(inspected.files, size, channels), ids,
-                      [str(path) for path in inspected.files])
+    pixels = _decode_inspected(inspected, size, channels, skip_bad)
+    ids = _check_every_class_kept(classes, inspected, root)
+    images = ImageSet(pixels, ids, [str(path) for path in inspected.files])
     return _Source(root.resolve().name, labels, size, channels, images,
                    skipped=inspected.skipped)
 
 
+def _check_every_class_kept(classes: dict[str, list[Path]], inspected: _Inspected,
+                            root: Path) -> np.ndarray:
+    """The class id of each kept file; an error if skipping emptied a class."""
+    kept = set(inspected.files)
+    ids = np.asarray([label for label, images in enumerate(classes.values())
+                      for path in images if path in kept], dtype="int64")
+    empty = [name for label, name in enumerate(classes) if label not in set(ids.tolist())]
+    if empty:
+        raise InputError(f"class folder '{root / empty[0]}' has no readable images after "
+                         "skipping the unreadable ones. Add images to it or remove it.")
+    return ids
+
+
 def _test_folder(test_data: str, labels: list[str], image_size: tuple[int, int], channels: int,
-                 skip_bad: bool) -> tuple[ImageSet, list[str]]:
+                 skip_bad: bool, max_pixels: int) -> tuple[ImageSet, list[str]]:
     classes = class_folders(Path(test_data), "--test-data")
     unknown = [name for name in classes if name not in labels]
     if unknown:
@@ -444,11 +442,11 @@ def _test_folder(test_data: str, labels: list[str], image_size: tuple[int, int],
                          "Rename or remove them, or add them to the training data.")
     paths = [path for images in classes.values() for path in images]
     ids = [labels.index(name) for name, images in classes.items() for _ in images]
-    inspected = _inspect(paths, skip_bad)
+    inspected = _inspect(paths, skip_bad, max_pixels)
+    images = _decode_inspected(inspected, image_size, channels, skip_bad)
     kept = set(inspected.files)
     ids = np.asarray([label for path, label in zip(paths, ids, strict=True) if path in kept],
                      dtype="int64")
-    images = _decode(inspected.files, image_size, channels)
     return ImageSet(images, ids, [str(path) for path in inspected.files]), inspected.skipped
 
 
@@ -460,6 +458,7 @@ def load_images(
     test_fraction: float = 0.2,
     seed: int = 0,
     skip_bad_images: bool = False,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> ImageSplits:
     """Loads, validates and splits an image folder or a named image dataset.
 
@@ -474,13 +473,16 @@ def load_images(
             for datasets with an official test split).
         seed: Seed of the split.
         skip_bad_images: Skip unreadable files with a warning instead of stopping.
+        max_image_pixels: Refuse (or with `skip_bad_images` skip) an image with more pixels,
+            before decoding it (`datasets.limits`: decompression bombs).
 
     Returns:
         The splits, as uint8 arrays in memory.
 
     Raises:
-        InputError: For a bad folder layout, an unreadable image, a single class, or too few
-            images per class to split; the message names the folder or file and the fix.
+        InputError: For a bad folder layout, an unreadable or too large image, a single class,
+            or too few images per class to split; the message names the folder or file and the
+            fix.
 
     Example:
         >>> splits = load_images("digits", seed=0)
@@ -489,11 +491,11 @@ def load_images(
     """
     image_size = _check_image_size(image_size)
     source = (_from_name(data, image_size) if data in NAMED_IMAGES
-              else _from_folder(data, image_size, skip_bad_images))
+              else _from_folder(data, image_size, skip_bad_images, max_image_pixels))
     test = source.test
     if test_data is not None:
         test, test_skipped = _test_folder(test_data, source.labels, source.image_size,
-                                          source.channels, skip_bad_images)
+                                          source.channels, skip_bad_images, max_image_pixels)
         source.skipped += test_skipped
     everything = source.images
     train, validation, held_out = split_indices(

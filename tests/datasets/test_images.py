@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets import images as image_module
+from datasets import image_decoding
 from datasets.errors import InputError
 from datasets.images import (
     ImageSplits,
@@ -391,19 +391,23 @@ def test_bad_image_size_is_an_input_error(rgb_folder):
         load_images(str(rgb_folder), image_size=(0, 12))
 
 
-def test_a_file_tensorflow_cannot_decode_is_named(rgb_folder, monkeypatch):
-    # Pillow accepts the file; make TensorFlow's decode fail for it alone.
+def test_a_file_tensorflow_refuses_is_decoded_through_a_png_copy(rgb_folder, monkeypatch):
+    # Pillow accepts the file; make TensorFlow's decoder refuse it (as it refuses a 1-bit BMP):
+    # Pillow converts it to PNG in a temporary folder, with the same pixels.
     import tensorflow as tf
 
+    before = load_images(str(rgb_folder), seed=0)
     target = str(rgb_folder / "ant" / "3.png")
     real = tf.io.read_file
 
     def read_file(path):
         return tf.where(tf.equal(path, target), tf.constant(b"junk"), real(path))
 
-    monkeypatch.setattr(image_module.tf.io, "read_file", read_file)
-    with pytest.raises(InputError, match=r"TensorFlow cannot decode image '.*ant/3.png'"):
-        load_images(str(rgb_folder))
+    monkeypatch.setattr(image_decoding.tf.io, "read_file", read_file)
+    after = load_images(str(rgb_folder), seed=0)
+    assert after.train.files == before.train.files
+    np.testing.assert_array_equal(after.train.images, before.train.images)
+    assert sorted(path.suffix for path in rgb_folder.rglob("*.*")) == [".png"] * 32  # no copy
 
 
 def test_generated_folder_mixes_formats_modes_and_sizes(tmp_path):
@@ -419,3 +423,81 @@ def test_generated_folder_mixes_formats_modes_and_sizes(tmp_path):
     splits = load_images(str(root), seed=0)
     assert splits.channels == 3 and splits.image_size == (16, 16)
     assert splits.labels == ["circle", "square", "triangle"]
+
+
+# Image files the fuzzed battery (tests/test_fuzz_inputs.py) covers, kept as regular cases ----
+
+
+def _jpeg_cut_mid_scan(path):
+    _pixels(5, (40, 40)).save(path, format="JPEG")
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * 0.9)])  # Pillow's header check passes, decoding fails
+
+
+@pytest.mark.parametrize(("write", "fragments"), [
+    pytest.param(lambda path: path.with_suffix(".png").write_bytes(b""),
+                 ["cannot read image", ".png'"], id="zero_bytes"),
+    pytest.param(lambda path: path.with_suffix(".png").write_text("<html>not an image</html>"),
+                 ["cannot read image", "cannot identify image file"], id="text_named_png"),
+    pytest.param(lambda path: _jpeg_cut_mid_scan(path.with_suffix(".jpg")),
+                 ["cannot decode image", "TensorFlow: jpeg::Uncompress failed",
+                  "Pillow: image file is truncated"], id="jpeg_cut_mid_scan"),
+    pytest.param(lambda path: path.with_suffix(".gif").write_bytes(b"GIF89a\x10\x00\x10\x00"),
+                 ["cannot read image", ".gif'"], id="gif_header_only"),
+])
+def test_a_broken_image_is_one_line_naming_the_file_and_skippable(rgb_folder, capsys, write,
+                                                                  fragments):
+    write(rgb_folder / "bee" / "broken")
+    bad = next((rgb_folder / "bee").glob("broken.*"))
+    with pytest.raises(InputError) as info:
+        load_images(str(rgb_folder))
+    message = str(info.value)
+    assert len(message.splitlines()) == 1
+    for fragment in fragments + [str(bad), "skip_bad_images=true"]:
+        assert fragment in message, (fragment, message)
+    capsys.readouterr()
+    splits = load_images(str(rgb_folder), skip_bad_images=True)
+    assert splits.skipped == [str(bad)]
+    assert len(_all_files(splits)) == len(CLASSES) * PER_CLASS
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1  # one warning
+
+
+def _save(mode: str, image_format: str):
+    def save(path):
+        pixels = _pixels(3, (10, 10))
+        image = (Image.fromarray(np.asarray(pixels.convert("L"), dtype=np.uint16) * 257)
+                 if mode == "I;16" else pixels.convert(mode))
+        image.save(path, format=image_format)
+    return save
+
+
+@pytest.mark.parametrize(("mode", "image_format", "suffix", "channels"), [
+    pytest.param("1", "BMP", ".bmp", 1, id="one_bit_bmp"),  # TensorFlow refuses it: Pillow
+    pytest.param("L", "BMP", ".bmp", 1, id="gray_bmp"),
+    pytest.param("P", "BMP", ".bmp", 3, id="palette_bmp"),
+    pytest.param("CMYK", "JPEG", ".jpg", 3, id="cmyk_jpeg"),
+    pytest.param("I;16", "PNG", ".png", 1, id="sixteen_bit_png"),
+    pytest.param("LA", "PNG", ".png", 1, id="gray_alpha_png"),
+    pytest.param("P", "GIF", ".gif", 3, id="gif"),
+    pytest.param("RGB", "JPEG", ".png", 3, id="jpeg_named_png"),
+])
+def test_image_variants_that_just_work(tmp_path, mode, image_format, suffix, channels):
+    for name in ("ant", "bee"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for index in range(PER_CLASS):
+            _save(mode, image_format)(tmp_path / "data" / name / f"{index}{suffix}")
+    splits = load_images(str(tmp_path / "data"), seed=0)
+    assert splits.channels == channels and splits.image_size == (10, 10)
+    assert splits.train.images.dtype == np.uint8 and splits.train.images.shape[-1] == channels
+    # Each image has the pixels Pillow reads from the file (its palette applied, 16 bits scaled
+    # to 8), within the rounding of two JPEG decoders.
+    tolerance = 8 if image_format == "JPEG" else 1
+    for index, file in enumerate(splits.train.files):
+        with Image.open(file) as image:
+            if mode == "I;16":
+                expected = np.asarray(image, dtype=float) / 257
+            else:
+                expected = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=float)
+        difference = np.abs(splits.train.images[index].astype(float)
+                            - expected.reshape(10, 10, channels))
+        assert difference.max() <= tolerance, (file, difference.max())
