@@ -13,14 +13,16 @@ from typing import Any
 
 import pandas as pd
 
+from datasets.csv_files import read_csv
 from datasets.errors import InputError
+from datasets.limits import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_MEMORY_FRACTION
 from datasets.named_images import NAMED_IMAGES
 from datasets.tabular import (
     TabularSplits,
+    check_numbers,
     drop_missing_targets,
     encode_labels,
     infer_schema,
-    read_csv,
     split_frame,
     streams,
 )
@@ -120,12 +122,16 @@ def tabular_names(problem: str | None = None) -> list[str]:
                   if problem is None or entry.problem == problem)
 
 
-def load_frame(data: str, problem: str) -> tuple[pd.DataFrame, str, NamedTabular | None]:
+def load_frame(data: str, problem: str,
+               max_memory_fraction: float | None = DEFAULT_MAX_MEMORY_FRACTION,
+               ) -> tuple[pd.DataFrame, str, NamedTabular | None]:
     """Loads a named dataset or a CSV path.
 
     Args:
         data: A dataset name (see `tabular_names()`) or a path to a CSV file.
         problem: The task's problem, to reject a named dataset meant for another problem.
+        max_memory_fraction: A CSV whose in-memory estimate exceeds this share of the available
+            memory is refused, pointing to `--stream` (`datasets.limits`); None: no limit.
 
     Returns:
         `(frame, source, entry)`: the data, its name for messages, and the named entry or None.
@@ -148,7 +154,7 @@ def load_frame(data: str, problem: str) -> tuple[pd.DataFrame, str, NamedTabular
         raise InputError(f"'{data}' is neither a dataset name nor an existing file. "
                          + (f"Named datasets: {', '.join(names)}; or pass" if names else "Pass")
                          + " a CSV path.")
-    return read_csv(path), path.name, None
+    return read_csv(path, max_memory_fraction), path.name, None
 
 
 def load_tabular(
@@ -161,6 +167,7 @@ def load_tabular(
     seed: int = 0,
     categorical: list[str] | tuple[str, ...] = (),
     positive_label: Any = None,
+    max_memory_fraction: float | None = DEFAULT_MAX_MEMORY_FRACTION,
 ) -> TabularSplits:
     """Loads, validates and splits tabular data for `problem`.
 
@@ -176,6 +183,7 @@ def load_tabular(
         categorical: Columns to treat as categories even if they hold numbers.
         positive_label: Binary problems: the positive class (defaults to the dataset's own, or a
             value like 1 / yes / true).
+        max_memory_fraction: Refuse a CSV too large for this share of the available memory.
 
     Returns:
         The splits and the schema inferred from the training data.
@@ -184,7 +192,7 @@ def load_tabular(
         >>> splits = load_tabular("smartwatch", problem="binary", seed=0)
         >>> len(splits.train), splits.schema.labels
     """
-    frame, source, entry = load_frame(data, problem)
+    frame, source, entry = load_frame(data, problem, max_memory_fraction)
     if target is None:
         if entry is None:
             raise InputError(f"no --target given for {source}. Pass --target with the column to "
@@ -196,7 +204,7 @@ def load_tabular(
         frame = drop_missing_targets(frame, target, source)
     test_frame = None
     if test_data is not None:
-        test_frame, test_source, _ = load_frame(test_data, problem)
+        test_frame, test_source, _ = load_frame(test_data, problem, max_memory_fraction)
         if target not in test_frame.columns:
             raise InputError(f"test data {test_source} has no target column '{target}'; its "
                              f"columns are: {', '.join(map(str, test_frame.columns))}.")
@@ -211,6 +219,7 @@ def load_tabular(
                                           seed, source)
     if test_frame is not None:
         test = test_frame.reset_index(drop=True)
+        check_numbers(test, schema, Path(test_data).name)
         encode_labels(test[target], schema, source=Path(test_data).name)
     name = data if entry is not None else Path(data).stem
     return TabularSplits(name=name, schema=schema, train=train, validation=validation, test=test)
@@ -238,7 +247,8 @@ def load_configured(data: Any, problem: str, seed: int, inputs: str = "table") -
         return load_images(data.data, data.test_data,
                            tuple(data.image_size) if data.image_size else None,
                            data.validation_fraction, data.test_fraction, seed,
-                           data.skip_bad_images)
+                           data.skip_bad_images,
+                           getattr(data, "max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS))
     if streams(data.data, getattr(data, "stream", False)):
         if data.data in TABULAR:
             raise InputError(f"'{data.data}' is a named dataset, small enough for memory; "
@@ -253,4 +263,6 @@ def load_configured(data: Any, problem: str, seed: int, inputs: str = "table") -
     return load_tabular(data.data, problem, target=data.target, test_data=data.test_data,
                         validation_fraction=data.validation_fraction,
                         test_fraction=data.test_fraction, seed=seed,
-                        categorical=data.categorical, positive_label=data.positive_label)
+                        categorical=data.categorical, positive_label=data.positive_label,
+                        max_memory_fraction=getattr(data, "max_memory_fraction",
+                                                    DEFAULT_MAX_MEMORY_FRACTION))

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from datasets.csv_files import read_csv  # noqa: F401  (re-exported: its home before)
 from datasets.errors import InputError
 
 # A text column whose non-missing values are at least this fraction numbers is a numeric column
@@ -27,6 +28,13 @@ NUMERIC_JUNK_THRESHOLD = 0.9
 MISSING_CATEGORY = "[missing]"
 POSITIVE_LABEL_NAMES = ("1", "1.0", "yes", "y", "true", "t", "positive", "pos")
 MIN_ROWS_PER_CLASS = 3
+# The model computes in float32 (largest 3.4e38), where normalization and the squared-error loss
+# square the numbers: a regression target of 1e19 made every prediction NaN and the run crash
+# (1e18 trained), and a variance sums squares over all rows. 1e15 keeps the sum of squares of
+# 300 million rows finite. pandas reads "inf" and "1e400" as infinities: refused too.
+MAX_MAGNITUDE = 1e15
+NOT_FINITE_FIX = ("Blank those values out (missing values are imputed), or rescale the column "
+                  "(e.g. log, or thousands).")
 
 
 @dataclass
@@ -113,38 +121,6 @@ def streams(data: str, stream: bool = False) -> bool:
     return stream or (is_pattern(data) and not Path(data).is_file())
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
-    """Reads a CSV file into a DataFrame, turning every way it can fail into an `InputError`.
-
-    Args:
-        path: Path to a CSV file with a header row.
-
-    Returns:
-        The data, at least one row.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"data file not found: '{path}'. Pass the path of an existing CSV file "
-                         "or a dataset name.")
-    if path.is_dir():
-        raise InputError(f"expected a CSV file but '{path}' is a folder. Pass the path of a CSV "
-                         f"file, or a pattern such as '{path / '*.csv'}' to stream its shards.")
-    try:
-        frame = pd.read_csv(path, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise InputError(f"data file '{path}' is empty. It needs a header row and at least one "
-                         "data row.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise InputError(f"could not parse '{path}' as CSV ({first_line}). Check that it is a "
-                         "comma-separated text file with a header row.") from None
-    if frame.empty:
-        raise InputError(f"data file '{path}' has a header ({', '.join(map(str, frame.columns))}) "
-                         "but no data rows. Add rows below the header.")
-    frame.columns = [str(column).strip() for column in frame.columns]
-    return frame
-
-
 def _safe_input_name(name: str, taken: set[str]) -> str:
     safe = re.sub(r"[^A-Za-z0-9_]", "_", name.strip()) or "column"
     if not safe[0].isalpha():
@@ -170,6 +146,42 @@ def _numeric_fraction(series: pd.Series) -> float:
     if present.empty:
         return 0.0
     return float(pd.to_numeric(present, errors="coerce").notna().mean())
+
+
+def check_finite(series: pd.Series, what: str, source: str, fix: str = NOT_FINITE_FIX) -> None:
+    """Refuses infinities and numbers larger than `MAX_MAGNITUDE` in a column of numbers.
+
+    Args:
+        series: A numeric column (text in it is ignored here; missing values are fine).
+        what: The column, for the message (e.g. `column 'age' of my.csv`).
+        source: The file or dataset name, for the line hint.
+        fix: What the user should do.
+
+    Raises:
+        InputError: Naming the first such value and its line.
+    """
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        positions = np.flatnonzero(np.abs(numbers) > MAX_MAGNITUDE)
+    if len(positions):
+        count, value = len(positions), series.iloc[positions[0]]
+        raise InputError(
+            f"{what} holds {value.item() if isinstance(value, np.generic) else value!r} at "
+            f"{_line_hint(int(positions[0]), source)}: numbers must be finite and at most "
+            f"{MAX_MAGNITUDE:.0e} in size, as the model computes in float32 and squares them "
+            f"({count} such value{'s' if count > 1 else ''}). {fix}")
+
+
+def check_numbers(frame: pd.DataFrame, schema: TabularSchema, source: str) -> None:
+    """Runs `check_finite` on the numeric feature columns (and a regression target) of `frame`.
+
+    For rows loaded after the schema was inferred, such as `--test-data`.
+    """
+    for column in schema.columns:
+        if column.kind == "numeric" and column.name in frame.columns:
+            check_finite(frame[column.name], f"column '{column.name}' of {source}", source)
+    if schema.problem == "regression" and schema.target in frame.columns:
+        check_finite(frame[schema.target], f"target '{schema.target}' of {source}", source)
 
 
 def _line_hint(position: int, source: str) -> str:
@@ -263,6 +275,8 @@ def infer_schema(
             )
         else:
             kind = "categorical"
+        if kind == "numeric":
+            check_finite(series, f"column '{name}' of {source}", source)
         columns.append(Column(name=name, kind=kind, input_name=_safe_input_name(name, taken)))
     if frame[target].isna().all():
         raise InputError(f"target column '{target}' of {source} has no values. Fill it in, or "
@@ -272,6 +286,8 @@ def infer_schema(
                          "columns the model should learn from.")
     labels = _labels_for(frame[target].dropna(), target, problem, source, positive_label,
                          max_classes)
+    if problem == "regression":
+        check_finite(frame[target], f"target '{target}' of {source}", source)
     return TabularSchema(target=target, problem=problem, columns=columns, labels=labels)
 
 

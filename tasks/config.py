@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datasets.errors import InputError
+from datasets.limits import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_MEMORY_FRACTION
 from datasets.tabular import streams
 
 # Export format -> artifact path in the run directory (see tasks/export.py).
@@ -67,6 +68,12 @@ class DataConfig:
         held_out_rows: Streaming: validation rows, and test rows, held in memory (a seeded
             uniform sample of all rows of each split) for early stopping, scores and export
             checks.
+        max_memory_fraction: A CSV read into memory (not streamed) may take at most this share
+            of the available memory, estimated as 10x its file size (`datasets/limits.py`);
+            a larger one stops the run, pointing to `--stream`.
+        max_image_pixels: Image tasks: an image with more pixels (width x height, read from its
+            header before decoding) stops the run, or is skipped with `skip_bad_images`; a
+            guard against decompression bombs (default: Pillow's own limit).
     """
 
     data: str = "smartwatch"
@@ -82,6 +89,8 @@ class DataConfig:
     stream: bool = False
     sample_rows: int = 20_000
     held_out_rows: int = 10_000
+    max_memory_fraction: float = DEFAULT_MAX_MEMORY_FRACTION
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclass
@@ -370,6 +379,10 @@ def validate(config: TaskConfig) -> None:
         (data.max_categories >= 1, "data.max_categories must be at least 1", data.max_categories),
         (data.sample_rows >= 10, "data.sample_rows must be at least 10", data.sample_rows),
         (data.held_out_rows >= 10, "data.held_out_rows must be at least 10", data.held_out_rows),
+        (data.max_memory_fraction > 0, "data.max_memory_fraction must be positive",
+         data.max_memory_fraction),
+        (data.max_image_pixels >= 1, "data.max_image_pixels must be at least 1",
+         data.max_image_pixels),
         (data.image_size is None or (len(data.image_size) == 2 and min(data.image_size) >= 1),
          "data.image_size (--image-size) must be two positive sizes, height and width",
          data.image_size),

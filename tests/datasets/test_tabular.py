@@ -85,22 +85,24 @@ def test_read_csv_header_only(tmp_path):
     assert "age, city, bought" in message
 
 
-def test_read_csv_unparseable(tmp_path):
+def test_read_csv_row_with_more_fields_than_the_header(tmp_path):
     path = tmp_path / "ragged.csv"
     path.write_text("a,b\n1,2\n3,4,5,6\n")
-    with pytest.raises(InputError, match="could not parse") as info:
+    with pytest.raises(InputError, match="has 4 fields, but the header has 2") as info:
         read_csv(path)
     message = str(info.value)
-    assert str(path) in message
+    assert f"line 3 of '{path}'" in message
+    assert "quote values" in message
     assert "\n" not in message
 
 
 def test_read_csv_not_text(tmp_path):
     path = tmp_path / "binary.csv"
     path.write_bytes(b"a,b\n\xff\xfe\xfa,\xc3\x28\n")
-    with pytest.raises(InputError, match="could not parse") as info:
+    with pytest.raises(InputError, match=r"is not UTF-8 text \(byte 0xff") as info:
         read_csv(path)
     assert str(path) in str(info.value)
+    assert "Save it as UTF-8" in str(info.value)
 
 
 # infer_schema: kinds ------------------------------------------------------------------------
@@ -638,3 +640,156 @@ def test_non_numeric_regression_target_in_test_rows_is_an_input_error():
     schema = infer_schema(pd.DataFrame({"x": [1, 2, 3], "t": [1.5, 2.5, 3.5]}), "t", "regression")
     with pytest.raises(InputError, match=r"'abc' at line 3 of rt.csv is not a number"):
         encode_labels(pd.Series(["1.0", "abc"]), schema, source="rt.csv")
+
+
+# Bad CSVs the fuzzed battery (tests/test_fuzz_inputs.py) covers, kept as regular cases --------
+
+def _rows(**replace: str) -> str:
+    """20 `x,y` rows that load (binary), with `x` of row `_N` replaced: `_rows(_3="inf")`."""
+    return "".join(f"{replace.get(f'_{i}', i)},{'yes' if i % 2 else 'no'}\n" for i in range(20))
+
+
+ROWS = _rows()
+
+
+def _load(tmp_path, content: str | bytes, problem: str = "binary", name: str = "data.csv",
+          test_content: str | bytes | None = None):
+    from datasets.registry import load_tabular
+
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    test_data = None
+    if test_content is not None:
+        test_data = tmp_path / "holdout.csv"
+        test_data.write_bytes(test_content.encode() if isinstance(test_content, str)
+                              else test_content)
+    return load_tabular(str(path), problem, target="y",
+                        test_data=None if test_data is None else str(test_data))
+
+
+BAD_CSVS = [
+    pytest.param("x,x,y\n" + "".join(f"{i},{i},a\n" for i in range(20)), "binary",
+                 ["duplicate column names", "'x' (2 times)", "Rename"], id="duplicate_header"),
+    pytest.param("y, y ,x\n" + "1,2,3\n" * 20, "binary",
+                 ["duplicate column names", "'y' (2 times)"], id="duplicate_after_stripping"),
+    pytest.param("x,y\n" + _rows(_3="inf"), "binary",
+                 ["column 'x' of data.csv holds inf at line 5", "finite", "Blank those values"],
+                 id="inf_in_a_feature"),
+    pytest.param("x,y\n" + _rows(_3="-Infinity", _5="inf"),
+                 "binary", ["holds -inf at line 5", "(2 such values)"], id="minus_infinity"),
+    pytest.param("x,y\n" + _rows(_3="1e400"), "binary",
+                 ["holds inf at line 5"], id="1e400_overflows_to_inf"),
+    pytest.param("x,y\n" + _rows(_3="1e16"), "binary",
+                 ["holds 1e+16 at line 5", "at most 1e+15 in size", "float32"],
+                 id="too_large_for_float32_squares"),
+    pytest.param("x,y\n" + "".join(f"{i},{'inf' if i == 4 else i}\n" for i in range(20)),
+                 "regression", ["target 'y' of data.csv holds inf at line 6"],
+                 id="regression_target_inf"),
+    pytest.param("x,y\n" + "".join(f"{i},{'-1e308' if i == 2 else i}\n" for i in range(20)),
+                 "regression", ["target 'y' of data.csv holds -1e+308 at line 4"],
+                 id="regression_target_beyond_float32"),
+    pytest.param(("x,y\n" + _rows().replace("1,yes", "1,oui très")).encode("latin-1"), "binary",
+                 ["is not UTF-8 text (byte 0xe8", "CSV UTF-8", "iconv"], id="latin1_encoding"),
+    pytest.param(("x,y\n" + ROWS).encode("utf-16"), "binary", ["is not UTF-8 text (byte 0xff"],
+                 id="utf16_encoding"),
+    pytest.param("x,y\n1,yes\n2,no\n3,yes,4\n" + ROWS, "binary",
+                 ["line 4 of", "has 3 fields, but the header has 2 (comma-separated)"],
+                 id="row_with_an_extra_field"),
+    pytest.param("x;y\n1;yes\n2;no;7\n", "binary",
+                 ["line 3 of", "has 3 fields, but the header has 2 (semicolon-separated)"],
+                 id="semicolon_row_with_an_extra_field"),
+    pytest.param('x,y\n1,"yes\n2,no\n' + ROWS, "binary",
+                 ["ends inside a quoted value", "never closed"], id="unterminated_quote"),
+    pytest.param("\n\n\n\n", "binary", ["is empty", "header row"], id="only_blank_lines"),
+    pytest.param("\ufeffx,y\n", "binary", ["has a header (x, y) but no data rows"],
+                 id="bom_and_header_only"),
+    pytest.param('"price\nin euros",z\n1,2\n', "binary",
+                 ["target column 'y' is not in data.csv", "price\\nin euros, z"],
+                 id="line_break_in_a_header_name"),
+    pytest.param("x,y\n" + "1,yes\n2,no\n", "binary", ["has 2 rows", "too few to split"],
+                 id="two_rows"),
+]
+
+
+@pytest.mark.parametrize(("content", "problem", "fragments"), BAD_CSVS)
+def test_bad_csv_is_one_line_input_error(tmp_path, content, problem, fragments):
+    with pytest.raises(InputError) as info:
+        _load(tmp_path, content, problem)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1, message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+@pytest.mark.parametrize(("test_content", "problem", "fragment"), [
+    pytest.param("x,y\n1,yes\ninf,no\n", "binary", "column 'x' of holdout.csv holds inf at line 3",
+                 id="test_data_feature_inf"),
+    pytest.param("x,y\n1,2\n2,1e39\n", "regression",
+                 "target 'y' of holdout.csv holds 1e+39 at line 3", id="test_data_target_huge"),
+])
+def test_bad_numbers_in_test_data_are_one_line_input_errors(tmp_path, test_content, problem,
+                                                            fragment):
+    rows = ROWS if problem == "binary" else "".join(f"{i},{i % 7}\n" for i in range(20))
+    with pytest.raises(InputError, match=re.escape(fragment)):
+        _load(tmp_path, "x,y\n" + rows, problem, test_content=test_content)
+
+
+def _xy(frame: pd.DataFrame) -> list[tuple]:
+    return list(zip(frame["x"].tolist(), frame["y"].tolist(), strict=True))
+
+
+EXPECTED = [(i, "yes" if i % 2 else "no") for i in range(20)]
+
+
+@pytest.mark.parametrize("content", [
+    pytest.param("x;y\n" + ROWS.replace(",", ";"), id="semicolons"),
+    pytest.param("x\ty\n" + ROWS.replace(",", "\t"), id="tabs"),
+    pytest.param("x|y\n" + ROWS.replace(",", "|"), id="vertical_bars"),
+    pytest.param("\ufeffx,y\n" + ROWS, id="utf8_bom"),
+    pytest.param("\ufeffx;y\n" + ROWS.replace(",", ";"), id="utf8_bom_and_semicolons"),
+    pytest.param(("x,y\n" + ROWS).replace("\n", "\r\n"), id="windows_line_ends"),
+    pytest.param(" x ; y \n" + ROWS.replace(",", "; "), id="semicolons_and_spaces"),
+])
+def test_csv_dialects_that_just_work(tmp_path, content):
+    frame = read_csv(_write(tmp_path, content))
+    assert list(frame.columns) == ["x", "y"]
+    assert _xy(frame) == EXPECTED
+
+
+def _write(tmp_path, content: str):
+    path = tmp_path / "data.csv"
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def test_semicolon_file_with_decimal_commas_reads_numbers(tmp_path):
+    path = _write(tmp_path, "price;city;qty\n3,5;paris;1\n-0,25;rome;2\n12;oslo;3\n;rome;4\n")
+    frame = read_csv(path)
+    assert frame["price"].tolist()[:3] == [3.5, -0.25, 12.0]
+    assert math.isnan(frame["price"].tolist()[3])
+    assert frame["city"].tolist() == ["paris", "rome", "oslo", "rome"]
+    assert frame["qty"].tolist() == [1, 2, 3, 4]
+
+
+def test_decimal_commas_mixed_with_text_stay_text(tmp_path):
+    frame = read_csv(_write(tmp_path, "code;y\n3,5;a\nA12;b\n"))
+    assert frame["code"].tolist() == ["3,5", "A12"]
+
+
+def test_quoted_commas_and_line_breaks_stay_in_their_field(tmp_path):
+    path = _write(tmp_path, 'note,"a;b",y\n"one, two",1,yes\n"three\nlines",2,no\n')
+    frame = read_csv(path)
+    assert list(frame.columns) == ["note", "a;b", "y"]
+    assert frame["note"].tolist() == ["one, two", "three\nlines"]
+
+
+def test_an_empty_header_name_is_pandas_unnamed(tmp_path):
+    frame = read_csv(_write(tmp_path, ",y\n1,yes\n2,no\n"))
+    assert list(frame.columns) == ["Unnamed: 0", "y"]
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r\n", "\r", "\u2028", "\x85"])
+def test_input_error_is_always_one_line(separator):
+    message = str(InputError(f"column 'a{separator}b' is bad"))
+    assert len(message.splitlines()) == 1
+    assert message.startswith("column 'a") and message.endswith("b' is bad")
