@@ -37,6 +37,7 @@ from datasets.errors import InputError
 from zoo.cnn import _augmentation, _check_augmentation, _check_fraction
 from zoo.heads import add_head
 from zoo.layers import ApplicationPreprocessing, MatchChannels, ResizeImages, TrainingOnly
+from zoo.loading import load_keras_file
 from zoo.registry import register_model
 
 # Backbone name -> (keras.applications constructor, file name of its ImageNet weights without
@@ -127,10 +128,7 @@ def check_weights(backbone: str = "mobilenet_v3_small", weights: str | None = No
         if not (weights_cache_folder() / BACKBONES[backbone][1]).is_file():
             _application(backbone, "imagenet", (IMAGENET_SIZE, IMAGENET_SIZE))
         return
-    try:
-        feature_extractor(_load_saved_model(Path(weights)))
-    except ValueError as error:
-        raise InputError(f"--weights: {weights}: {error}") from None
+    saved_backbone(Path(weights))
 
 
 def _find_network(model: keras.Model) -> keras.Model | None:
@@ -248,19 +246,39 @@ def set_trainable(backbone: keras.Model, top_layers: int) -> None:
 
 def _load_saved_model(path: Path) -> keras.Model:
     """Loads a run's `model.keras` for `weights=PATH`; InputError (one line) if it cannot."""
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"--weights: no model file at {path}. Give the model.keras of an "
                          "earlier run, 'imagenet' or 'none'.")
     if path.suffix != ".keras":
         raise InputError(f"--weights: {path} is not a .keras model file. Give the model.keras "
                          "of an earlier run, 'imagenet' or 'none'.")
-    import zoo.layers  # noqa: F401  (registers the zoo's layers for loading)
+    return load_keras_file(path, "--weights")
 
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:
-        raise InputError(f"--weights: could not load the model in {path}: "
-                         f"{_reason(error)}") from error
+
+def saved_backbone(path: Path) -> keras.Model:
+    """The feature extractor of the image model saved at `path` (`weights=PATH`), checked.
+
+    The file may come from anywhere: it is loaded in safe mode (`zoo.loading`), and it must
+    hold an image network of this zoo (a layer named "head" behind one image input), else the
+    new model could not be built on it.
+
+    Raises:
+        InputError: One line naming the file and what is wrong with it.
+    """
+    loaded = _load_saved_model(path)
+    network = _find_network(loaded)
+    if network is None:
+        raise InputError(f"--weights: the model in {path} has no layer named 'head' (it was not "
+                         "trained by an image task of this zoo), so its features cannot be "
+                         "found.")
+    shapes = [tuple(tensor.shape) for tensor in network.inputs]
+    if (len(shapes) != 1 or len(shapes[0]) != 4 or shapes[0][-1] not in (1, 3)
+            or None in shapes[0][1:]):
+        raise InputError(f"--weights: the model in {path} is not an image model (its network "
+                         f"takes {', '.join(map(str, shapes))}, not (batch, height, width, 1 or 3 "
+                         "channels)). Give the model.keras of an image_classify or "
+                         "transfer_learning run.")
+    return feature_extractor(loaded)
 
 
 def _backbone_size(backbone_size: int | Sequence[int] | None, weights: str | None,
@@ -383,13 +401,7 @@ def transfer(
         raise ValueError(f"l2 must be >= 0. Received: l2={l2}")
 
     if saved is not None:
-        loaded = _load_saved_model(saved)
-        try:
-            network = feature_extractor(loaded)
-        except ValueError as error:
-            raise InputError(f"--weights: the model in {saved} has no layer named 'head' "
-                             "(it was not trained by an image task of this zoo), so its "
-                             "features cannot be found.") from error
+        network = saved_backbone(saved)
         size, channels = tuple(network.input_shape[1:3]), network.input_shape[-1]
     else:
         network = _application(backbone, weights, size)
