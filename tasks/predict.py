@@ -9,17 +9,21 @@ Examples:
 The output CSV has the input columns (for an image run: `file`), then `predicted_<target>` in
 the user's label values (images: `predicted_class`, the class folder names), then one
 `probability_<label>` column per class. Without `--output` it is written to stdout.
-`.keras` files are always loaded in Keras safe mode.
+
+Rows are read as in training: columns are found by name (any order; other columns, the target
+among them, are ignored and kept in the output), missing values are imputed, unseen categories
+go to the out-of-vocabulary bucket. Images of any mode and size are converted and resized as in
+training. A run directory is untrusted input: its files must stay inside it, schema.json is
+checked, `.keras` files load in Keras safe mode, and each artifact must fit schema.json
+(`tasks.artifacts`). Every refusal is one `error:` line and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +31,7 @@ import pandas as pd
 from datasets.errors import InputError
 from datasets.image_preprocessing import INPUT_NAME, ImageSchema
 from datasets.tabular import TabularSchema, features_from_frame, read_csv
-from tasks import native_logs
+from tasks import artifacts, native_logs
 from tasks.cli import VERBOSE_HELP, ArgumentParser
 from tasks.config import EXPORT_FORMATS
 
@@ -48,72 +52,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    if not path.exists():
-        raise InputError(f"{what} not found: '{path}'. Pass the run directory a task wrote "
-                         "(it holds metrics.json, model.keras, schema.json and export/).")
-    return json.loads(path.read_text())
+def _run(name: str, files: artifacts.RunFiles, features: dict[str, np.ndarray]) -> np.ndarray:
+    """Loads the artifact (checked, `tasks.artifacts`) and runs it on raw features."""
+    from tasks import inference  # TensorFlow loads only once the arguments are valid
+
+    return inference.outputs_of(name, artifacts.load_artifact(name, files), features)
 
 
-def _load_schema(run_dir: Path) -> TabularSchema | ImageSchema:
-    data = _read_json(run_dir / "schema.json", "schema.json")
-    if data.get("kind") == "image":
-        return ImageSchema.from_dict(data)
-    return TabularSchema.from_dict(data)
+def predict_frame(frame: pd.DataFrame, files: artifacts.RunFiles, artifact: str,
+                  source: str) -> pd.DataFrame:
+    """Runs one artifact of a table task on `frame`; returns it with prediction columns added.
 
-
-def _artifact(run_dir: Path | None, model_file: Path | None, artifact: str) -> tuple[Path, Path]:
-    """Checks the arguments; returns the run directory and the artifact's path."""
-    if model_file is None and run_dir is None:
-        raise InputError("pass --run-dir DIR or --model FILE.keras.")
-    if model_file is not None:
-        if not model_file.exists():
-            raise InputError(f"model file not found: '{model_file}'. Pass an existing .keras "
-                             "file.")
-        if model_file.suffix != ".keras":
-            raise InputError(f"--model takes a .keras file. Received: '{model_file}'. For a "
-                             "SavedModel or TFLite file, pass --run-dir and --format.")
-        if artifact != "keras":
-            raise InputError("--model runs the .keras file itself; use --run-dir with --format "
-                             f"{artifact}.")
-        return model_file.parent, model_file
-    if not run_dir.is_dir():
-        raise InputError(f"run directory not found: '{run_dir}'. Pass a folder written by a task "
-                         "run.")
-    path = run_dir / EXPORT_FORMATS[artifact]
-    if not path.exists():
-        raise InputError(f"'{path}' not found: that run did not export the {artifact} format. "
-                         f"Re-run the task with --export {artifact}, or pick a --format it "
-                         "exported (listed in its metrics.json).")
-    return run_dir, path
-
-
-def predict_frame(frame: pd.DataFrame, run_dir: Path | None, model_file: Path | None,
-                  artifact: str, source: str) -> pd.DataFrame:
-    """Runs one artifact of a table task on `frame`; returns it with prediction columns added."""
-    run_dir, path = _artifact(run_dir, model_file, artifact)
-    schema = _load_schema(run_dir)
+    Args:
+        frame: The rows, as `read_csv` returns them.
+        files: The run's checked files (`artifacts.locate`).
+        artifact: The export format to run (`config.EXPORT_FORMATS`).
+        source: The data's file name, for messages.
+    """
+    schema = files.schema
     if isinstance(schema, ImageSchema):
         raise InputError(f"that run is an image model; pass images with --data (a file, a folder "
                          f"or a glob), not the table {source}.")
     features = features_from_frame(frame, schema, source=source)
-    from tasks import inference  # TensorFlow loads only once the arguments are valid
-
-    return with_predictions(frame, schema, inference.artifact_outputs(artifact, path, features))
+    return with_predictions(frame, schema, _run(artifact, files, features))
 
 
-def predict_images(spec: str, run_dir: Path | None, model_file: Path | None,
-                   artifact: str) -> pd.DataFrame:
+def predict_images(spec: str, files: artifacts.RunFiles, artifact: str) -> pd.DataFrame:
     """Runs one artifact of an image task on image files; one row per file."""
     from datasets.images import image_files, read_images
-    from tasks import inference
 
-    run_dir, path = _artifact(run_dir, model_file, artifact)
-    schema = _load_schema(run_dir)
-    files = image_files(spec)
-    images = read_images(files, tuple(schema.image_size), schema.channels)
-    outputs = inference.artifact_outputs(artifact, path, {INPUT_NAME: images})
-    return with_predictions(pd.DataFrame({"file": [str(file) for file in files]}), schema,
+    schema = files.schema
+    paths = image_files(spec)
+    images = read_images(paths, tuple(schema.image_size), schema.channels)
+    outputs = _run(artifact, files, {INPUT_NAME: images})
+    return with_predictions(pd.DataFrame({"file": [str(path) for path in paths]}), schema,
                             outputs)
 
 
@@ -137,11 +109,31 @@ def with_predictions(frame: pd.DataFrame, schema: TabularSchema | ImageSchema,
     return result
 
 
-def _is_image_run(run_dir: Path | None, model_file: Path | None) -> bool:
-    folder = model_file.parent if model_file is not None else run_dir
-    schema = folder / "schema.json" if folder is not None else None
-    return bool(schema and schema.is_file()
-                and json.loads(schema.read_text()).get("kind") == "image")
+def _check_output(output: str | None, data: str) -> Path | None:
+    """The `--output` file, refused before any work if it cannot be what the user wants."""
+    if output is None:
+        return None
+    path = Path(output)
+    if path.is_dir():
+        raise InputError(f"--output '{path}' is a folder; pass a file name such as "
+                         f"'{path / 'predictions.csv'}'.")
+    if path.exists() and Path(data).exists() and path.resolve() == Path(data).resolve():
+        raise InputError(f"--output '{path}' is the --data file itself; writing predictions "
+                         "there would replace your data. Pass another file name.")
+    return path
+
+
+def _write(result: pd.DataFrame, output: Path | None) -> None:
+    if output is None:
+        result.to_csv(sys.stdout, index=False)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result.to_csv(output, index=False)
+    except OSError as error:
+        raise InputError(f"could not write --output '{output}' ({error.strerror or error}). "
+                         "Pass a file in a folder you can write to.") from None
+    print(f"wrote {len(result)} predictions to {output}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,22 +142,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.verbose:
             native_logs.show()
-        run_dir = Path(args.run_dir) if args.run_dir else None
-        model_file = Path(args.model) if args.model else None
-        if _is_image_run(run_dir, model_file):
-            result = predict_images(args.data, run_dir, model_file, args.format)
+        output = _check_output(args.output, args.data)
+        files = artifacts.locate(Path(args.run_dir) if args.run_dir else None,
+                                 Path(args.model) if args.model else None, args.format)
+        if isinstance(files.schema, ImageSchema):
+            result = predict_images(args.data, files, args.format)
         else:
-            result = predict_frame(read_csv(args.data), run_dir, model_file, args.format,
+            result = predict_frame(read_csv(args.data), files, args.format,
                                    source=Path(args.data).name)
+        _write(result, output)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        result.to_csv(args.output, index=False)
-        print(f"wrote {len(result)} predictions to {args.output}", file=sys.stderr)
-    else:
-        result.to_csv(sys.stdout, index=False)
     return 0
 
 
