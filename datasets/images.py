@@ -268,14 +268,17 @@ def read_images(paths: list[Path] | list[str], image_size: tuple[int, int],
         uint8 pixels, shape (N, height, width, channels).
 
     Raises:
-        InputError: If a file cannot be read; the message names it.
+        InputError: If a file cannot be read or decoded; the message names it.
 
     Example:
         >>> pixels = read_images(image_files("new_photos/"), (64, 64), 3)
     """
     paths = [Path(path) for path in paths]
-    _inspect(paths, skip_bad=False)
-    return _decode(paths, tuple(image_size), channels)
+    try:
+        _inspect(paths, skip_bad=False)
+        return _decode(paths, tuple(image_size), channels)
+    except InputError as error:  # prediction has no skipping: drop training's hint to it
+        raise InputError(str(error).replace(f", {SKIP_HINT}", "")) from None
 
 
 def image_files(spec: str) -> list[Path]:

@@ -6,6 +6,7 @@ Validation happens once, here, where user data enters the library: every problem
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import sys
@@ -379,29 +380,74 @@ def _parse_numbers(series: pd.Series, what: str, source: str, fix: str) -> np.nd
     return parsed.to_numpy(dtype="float32")
 
 
+def _close_matches(name: str, candidates: list[str]) -> list[str]:
+    """Columns of the user's data that look like `name` (another case, spacing or spelling)."""
+    folded = {re.sub(r"[\W_]+", "", str(candidate)).lower(): str(candidate)
+              for candidate in candidates}
+    same = folded.get(re.sub(r"[\W_]+", "", name).lower())
+    if same is not None:
+        return [same]
+    return difflib.get_close_matches(name, [str(candidate) for candidate in candidates], n=1,
+                                     cutoff=0.75)
+
+
+def _missing_columns_error(frame: pd.DataFrame, schema: TabularSchema, missing: list[str],
+                           source: str) -> InputError:
+    """Names the absent feature columns, a likely rename of each, and the columns expected."""
+    expected = ", ".join(column.name for column in schema.columns)
+    found = [str(name) for name in frame.columns]
+    if found == [schema.target]:
+        return InputError(f"{source} has only the target column '{schema.target}'; predictions "
+                          f"need the feature columns the model was trained on: {expected}.")
+    unused = [name for name in found if name not in {column.name for column in schema.columns}]
+    hints = [f"'{match}' for '{name}'" for name in missing
+             for match in _close_matches(name, unused)]
+    hint = f" Rename {', '.join(hints)} if that is the same column." if hints else ""
+    return InputError(f"{source} lacks the feature column{'s' if len(missing) > 1 else ''} "
+                      f"{', '.join(missing)} that the model was trained on; its columns are: "
+                      f"{', '.join(found)}.{hint} The model takes: {expected}.")
+
+
+def _check_not_truth_values(series: pd.Series, what: str, source: str) -> None:
+    """Refuses True/False in a column of numbers (pandas would read them as 1 and 0)."""
+    present = series.dropna()
+    flags = present.map(lambda value: isinstance(value, bool | np.bool_))
+    if len(present) and flags.any():
+        position = int(np.flatnonzero(series.notna().to_numpy())[np.argmax(flags.to_numpy())])
+        raise InputError(f"{what} must hold numbers, but {series.iloc[position]} at "
+                         f"{_line_hint(position, source)} is a truth value. Write the numbers "
+                         "the model was trained on, or blank the values out.")
+
+
 def features_from_frame(
     frame: pd.DataFrame, schema: TabularSchema, source: str = "the data"
 ) -> dict[str, np.ndarray]:
     """Turns the feature columns of `frame` into the model's raw inputs.
 
-    Numeric columns become float32 arrays of shape (rows, 1) with NaN for missing values;
-    categorical columns become object arrays of strings with `MISSING_CATEGORY` for missing values.
+    Columns are found by name: their order does not matter, and other columns (the target
+    among them) are ignored. Numeric columns become float32 arrays of shape (rows, 1) with NaN
+    for missing values, which the model imputes as in training; categorical columns become
+    object arrays of strings with `MISSING_CATEGORY` for missing values (a category not seen
+    in training goes to the lookup's out-of-vocabulary bucket, as in training).
 
     Raises:
-        InputError: If a feature column is absent or a numeric column holds a non-number.
+        InputError: If a feature column is absent (the message suggests a close match among
+            the other columns, and lists the expected ones), or a numeric column holds text,
+            a truth value, or a number that is infinite or beyond float32's range (the message
+            names the column, the value and its line).
     """
     missing = [column.name for column in schema.columns if column.name not in frame.columns]
     if missing:
-        raise InputError(f"{source} lacks the feature column{'s' if len(missing) > 1 else ''} "
-                         f"{', '.join(missing)} that the model was trained on; its columns are: "
-                         f"{', '.join(map(str, frame.columns))}.")
+        raise _missing_columns_error(frame, schema, missing, source)
     features: dict[str, np.ndarray] = {}
     for column in schema.columns:
         series = frame[column.name]
         if column.kind == "numeric":
+            what = f"column '{column.name}' of {source}"
+            _check_not_truth_values(series, what, source)
+            check_finite(series, what, source)  # before float32, which would make inf of it
             features[column.input_name] = _parse_numbers(
-                series, f"column '{column.name}' of {source}", source,
-                "Fix or blank out those values.").reshape(-1, 1)
+                series, what, source, "Fix or blank out those values.").reshape(-1, 1)
         else:
             features[column.input_name] = _category_strings(series).reshape(-1, 1)
     return features
