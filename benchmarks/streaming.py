@@ -9,8 +9,9 @@ in a subprocess: one epoch over every training row, with the run's usual validat
 baselines, exports and report. Measured: the child's peak resident memory (`ru_maxrss` from
 `os.wait4`, the kernel's high-water mark, so nothing between polls is missed), the floor of any
 run (a process that only imports TensorFlow and Keras), the time to list, sample and count the
-shards, the fit, and training rows per second (streamed training rows / fit seconds, tracing and
-the epoch's validation included). Goal (issue 7, item 6): peak RSS under 1.5 GB.
+shards (one pass over every row, which also draws the samples held in memory), the fit, and
+training rows per second (streamed training rows / fit seconds, tracing and the epoch's
+validation included). Goal (issue 7, item 6): peak RSS under 1.5 GB.
 
     python benchmarks/streaming.py [--rows 2000000] [--shards 20] [--write]
 """
@@ -100,7 +101,7 @@ def main() -> None:
         f"| data | {args.rows:,} rows of the smartwatch schema in {args.shards} CSV shards, "
         f"{size / 1e6:,.0f} MB |",
         f"| streamed training rows (one epoch) | {train:,} |",
-        f"| held in memory | sample of {streaming['sample_rows']:,} training rows, "
+        f"| held in memory | seeded uniform samples of {streaming['sample_rows']:,} training rows, "
         f"{streaming['held_out_rows']['validation']:,} validation, "
         f"{streaming['held_out_rows']['test']:,} test |",
         f"| **peak RSS of the run** | **{peak / 1e9:.2f} GB** (goal < {GOAL_BYTES / 1e9:.1f} GB: "

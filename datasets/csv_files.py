@@ -8,18 +8,20 @@ What is accepted, beyond pandas' defaults (the same for training, `--test-data` 
 * In a `;` file, a text column whose every value is a number written with a decimal comma
   (`3,5`, `-0,25`, `12`) is read as numbers, as a spreadsheet wrote them.
 * A UTF-8 byte-order mark is ignored; header names are stripped of surrounding spaces. An empty
-  header name becomes `Unnamed: N` (pandas' name for column N).
+  header name becomes `Unnamed: N` (pandas' name for column N). A delimiter ending each row is
+  ignored (pandas would have made the first column the index and shifted every column).
 
 Refused, with a message that says what was found and how to fix it: a missing file, a folder, an
-empty file, a header without rows, a text encoding other than UTF-8, a row with more fields than
-the header, an unterminated quote, duplicate header names, and (with a memory limit) a file too
-large to read into memory, for which `--stream` is the answer.
+empty file, a header without rows, a text encoding other than UTF-8, rows with more values than
+the header has names, an unterminated quote, duplicate header names, and (with a memory limit) a
+file too large to read into memory, for which `--stream` is the answer.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -134,7 +136,17 @@ def read_csv(path: str | Path, max_memory_fraction: float | None = None) -> pd.D
     delimiter = detect_delimiter(path)
     try:
         names = _header_names(path, delimiter)
-        frame = pd.read_csv(path, sep=delimiter, skipinitialspace=True)
+        with warnings.catch_warnings():
+            # pandas would make the first column the index when every row has more fields than
+            # the header, shifting every column by one; index_col=False drops an empty trailing
+            # field (a delimiter at the end of each row) and warns if it would drop values.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, sep=delimiter, skipinitialspace=True, index_col=False)
+    except pd.errors.ParserWarning:
+        raise InputError(f"rows of '{path}' have more fields than the {len(names)} names of its "
+                         f"header ({DELIMITER_NAMES[delimiter]}-separated), so their values would "
+                         "land in the wrong columns. Name every column in the header, or remove "
+                         "the extra values.") from None
     except pd.errors.EmptyDataError:
         raise InputError(f"data file '{path}' is empty. It needs a header row and at least one "
                          "data row.") from None

@@ -25,7 +25,7 @@ from datasets.stream_text import (
     assign_splits,
     canonical_text,
     nonblank,
-    not_numbers,
+    odd_values,
 )
 from datasets.tabular import TabularSchema, warn
 
@@ -105,6 +105,10 @@ class Reservoir:
             keys, lines = keys[kept], lines[kept]
         self.keys, self.values = keys, lines
 
+    def bound(self) -> int:
+        """Keys from this one up can no longer enter (`KEY_RANGE` until the sample is full)."""
+        return int(self.keys.max()) if self.size and len(self.keys) == self.size else KEY_RANGE
+
     def lines(self) -> list[bytes]:
         """The sample, in key order (a seeded order, the same on every run and worker)."""
         return self.values[np.argsort(self.keys, kind="stable")].tolist()
@@ -181,9 +185,10 @@ def scan_rows(files: Sequence[str], header: Sequence[str], target: str, seed: in
     checked = [index for index, name in enumerate(header) if name not in text_columns
                and not (classify and index == target_index)]
     paths = tf.constant(list(files))
-
-    def first(values, mask):
-        return tf.concat([tf.boolean_mask(values, mask), [""]], 0)[0]
+    reservoirs = {name: Reservoir(quotas.get(name, 0)) for name in SPLITS}
+    # Each reservoir's bound, read by the parallel batches: most lines never leave TensorFlow
+    # (a batch may read a bound a little old, which only lets through lines `offer` drops).
+    bounds = tf.Variable([KEY_RANGE] * len(SPLITS), dtype=tf.int64, trainable=False)
 
     def examine(lines, file_index):
         lines = tf.boolean_mask(lines, nonblank(lines))
@@ -196,19 +201,17 @@ def scan_rows(files: Sequence[str], header: Sequence[str], target: str, seed: in
                  "missing": tf.reduce_sum(tf.cast(missing, tf.int32)),
                  "splits": tf.math.bincount(tf.cast(tf.boolean_mask(split, kept), tf.int32),
                                             minlength=3, maxlength=3)}
-        bad, first_bad = [], []
-        for index in checked:
-            values, absent = canonical_text(fields[index])
-            mask = not_numbers(values, absent)
-            bad.append(tf.reduce_sum(tf.cast(mask, tf.int32)))
-            first_bad.append(first(values, mask))
+        odd = [odd_values(fields[index]) for index in checked]
+        bad = [tf.size(values) for values in odd]
+        first_bad = [tf.concat([values, [""]], 0)[0] for values in odd]
         found["bad"], found["first_bad"] = tf.stack(bad or [0]), tf.stack(first_bad or [""])
         if classify:
             classes, _, rows = tf.unique_with_counts(tf.boolean_mask(text, kept))
             found["classes"], found["class_rows"] = classes, rows
         for index, name in enumerate(SPLITS):
-            if quotas.get(name, 0) > 0:  # this batch's smallest keys can only help
+            if quotas.get(name, 0) > 0:  # only keys below the bound, and the batch's smallest
                 chosen = tf.logical_and(kept, tf.equal(split, index))
+                chosen = tf.logical_and(chosen, keys < bounds[index])
                 candidates = tf.boolean_mask(keys, chosen)
                 smallest = tf.math.top_k(-candidates, tf.minimum(quotas[name],
                                                                  tf.size(candidates)))
@@ -222,7 +225,6 @@ def scan_rows(files: Sequence[str], header: Sequence[str], target: str, seed: in
         cycle_length=min(len(files), 4), num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=False).map(examine, num_parallel_calls=tf.data.AUTOTUNE,
                                  deterministic=False).prefetch(2)
-    reservoirs = {name: Reservoir(quotas.get(name, 0)) for name in SPLITS}
     scan = Scan(samples={}, counts=RowCounts(), not_numbers=np.zeros(len(header), np.int64))
     counts = scan.counts
     try:
@@ -243,6 +245,7 @@ def scan_rows(files: Sequence[str], header: Sequence[str], target: str, seed: in
             for name, reservoir in reservoirs.items():
                 if name in found:
                     reservoir.offer(*found[name])
+            bounds.assign([reservoir.bound() for reservoir in reservoirs.values()])
     except tf.errors.InvalidArgumentError as error:
         raise decode_error(files, header, error) from None
     scan.samples = {name: reservoir.lines() for name, reservoir in reservoirs.items()}

@@ -19,7 +19,7 @@ SCAN_BATCH = 4096  # lines per step of the scans and of the line filter
 # pandas.read_csv's default missing-value markers (its `na_values` documentation).
 NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
-NUMBER = r"[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|inf|infinity|nan)"  # matched lower-cased
+NUMBER = r"(?i)[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|inf|infinity|nan)"  # any case
 
 
 @dataclass(frozen=True)
@@ -76,14 +76,29 @@ def canonical_text(values: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         marker (`NA_VALUES`).
     """
     text = tf.strings.strip(values)
-    missing = tf.reduce_any(tf.equal(tf.expand_dims(text, -1), tf.constant(NA_VALUES)), axis=-1)
-    return tf.strings.regex_replace(text, r"^([+-]?\d+)\.0*$", r"\1"), missing
+    return tf.strings.regex_replace(text, r"^([+-]?\d+)\.0*$", r"\1"), missing_markers(text)
+
+
+def missing_markers(text: tf.Tensor) -> tf.Tensor:
+    """Where stripped fields are missing-value markers (`NA_VALUES`)."""
+    return tf.reduce_any(tf.equal(tf.expand_dims(text, -1), tf.constant(NA_VALUES)), axis=-1)
 
 
 def not_numbers(text: tf.Tensor, missing: tf.Tensor) -> tf.Tensor:
     """Where a canonical field is present but not a number."""
-    valid = tf.strings.regex_full_match(tf.strings.lower(text), NUMBER)
+    valid = tf.strings.regex_full_match(text, NUMBER)
     return tf.logical_and(tf.logical_not(missing), tf.logical_not(valid))
+
+
+def odd_values(values: tf.Tensor) -> tf.Tensor:
+    """The raw fields, stripped, that are neither numbers nor missing: `not_numbers` for a check.
+
+    The same answer as `not_numbers(*canonical_text(values))`, cheaper where most fields are
+    numbers: only fields the number pattern refuses are compared with the missing markers.
+    """
+    text = tf.strings.strip(values)
+    refused = tf.boolean_mask(text, tf.logical_not(tf.strings.regex_full_match(text, NUMBER)))
+    return tf.boolean_mask(refused, tf.logical_not(missing_markers(refused)))
 
 
 def parse_numbers(text: tf.Tensor, missing: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

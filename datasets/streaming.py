@@ -286,7 +286,8 @@ def _test_frame(test_data: str, rows: int, target: str, seed: int,
         raise InputError(f"test data '{test_data}' has no target column '{target}'; its "
                          f"columns are: {', '.join(test_header)}.")
     everything = SplitRanges(BUCKETS, BUCKETS)  # every row is a test row
-    scan = scan_rows(files, test_header, target, seed, everything, {"test": rows})
+    scan = scan_rows(files, test_header, target, seed, everything, {"test": rows},
+                     text_columns=test_header)  # only sampled: its rows are checked when scored
     if scan.counts.missing_target:
         warn(f"dropped {scan.counts.missing_target} row(s) of '{test_data}' with no value in "
              f"target '{target}'.")

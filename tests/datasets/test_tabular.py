@@ -700,6 +700,9 @@ BAD_CSVS = [
                  id="semicolon_row_with_an_extra_field"),
     pytest.param('x,y\n1,"yes\n2,no\n' + ROWS, "binary",
                  ["ends inside a quoted value", "never closed"], id="unterminated_quote"),
+    pytest.param("x,y\n" + "".join(f"{i},yes,{i}\n" for i in range(20)), "binary",
+                 ["rows of", "have more fields than the 2 names of its header",
+                  "would land in the wrong columns"], id="every_row_has_an_extra_value"),
     pytest.param("\n\n\n\n", "binary", ["is empty", "header row"], id="only_blank_lines"),
     pytest.param("\ufeffx,y\n", "binary", ["has a header (x, y) but no data rows"],
                  id="bom_and_header_only"),
@@ -749,6 +752,9 @@ EXPECTED = [(i, "yes" if i % 2 else "no") for i in range(20)]
     pytest.param("\ufeffx;y\n" + ROWS.replace(",", ";"), id="utf8_bom_and_semicolons"),
     pytest.param(("x,y\n" + ROWS).replace("\n", "\r\n"), id="windows_line_ends"),
     pytest.param(" x ; y \n" + ROWS.replace(",", "; "), id="semicolons_and_spaces"),
+    # A delimiter after each row's last value: pandas made the first column the index (x held
+    # the labels, y was empty); the empty field is dropped instead.
+    pytest.param("x,y\n" + ROWS.replace("\n", ",\n"), id="a_delimiter_ending_each_row"),
 ])
 def test_csv_dialects_that_just_work(tmp_path, content):
     frame = read_csv(_write(tmp_path, content))

@@ -152,3 +152,4 @@ def test_a_run_on_sorted_shards_is_scored_on_representative_test_rows(tmp_path):
     whole_table = float(np.sqrt(np.mean((table["price"] - table["price"].mean()) ** 2)))
     ratio = metrics["baselines"]["mean"]["rmse"] / whole_table
     assert 0.8 < ratio < 1.2, ratio
+    assert "seeded uniform samples of 200 and 200" in (tmp_path / "run" / "report.md").read_text()
