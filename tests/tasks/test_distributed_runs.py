@@ -228,7 +228,8 @@ def test_tpu_strategy_without_a_tpu_is_a_quick_clear_error(user_csv, tmp_path):
 
 def test_two_workers_stream_disjoint_shares_of_the_shards(tmp_path):
     """`--data 'shards/*.csv'` on a cluster: each worker reads its own shards (0 and 2, or 1),
-    not the whole stream, and both end with the same weights."""
+    not the whole stream, and both end with the same weights (so both drew the same sample of
+    200 training rows to adapt the preprocessing on, and the same held-out rows)."""
     shards = tmp_path / "shards"
     shards.mkdir()
     frame = make_user_frame(rows=1200, seed=2)
@@ -237,7 +238,8 @@ def test_two_workers_stream_disjoint_shares_of_the_shards(tmp_path):
                                                           index=False)
     run_dir = tmp_path / "run"
     command = task_command(Path(f"{shards}/*.csv"), run_dir, "--target", "bought", "--export",
-                           "none", "--epochs", "5", "--set", "train.early_stopping_patience=0")
+                           "none", "--epochs", "5", "--set", "train.early_stopping_patience=0",
+                           "--set", "data.sample_rows=200", "--set", "data.held_out_rows=60")
     chief, worker = finish(start_cluster(command, tmp_path / "logs"), tmp_path / "logs")
     assert "stream: input pipeline 0 of 2 reads 2 of 3 shards" in chief
     assert "stream: input pipeline 1 of 2 reads 1 of 3 shards" in worker
