@@ -38,6 +38,7 @@ import tensorflow as tf
 from tensorflow.python.eager import context
 
 from datasets.errors import InputError
+from tasks import interrupt
 from tasks.config import TUNE_MULTI_WORKER
 
 CPU_DEVICES_ENV = "ZOO_CPU_DEVICES"
@@ -50,6 +51,7 @@ TPU_DEVICE_FILES = ("/dev/accel0", "/dev/vfio/0")
 TRAINING_JOBS = ("chief", "worker")
 # How long a finished task waits for the others (the chief exports after training).
 EXIT_BARRIER_SECONDS = 3600
+STOP_BARRIER_SECONDS = 60  # tasks stopped by a signal leave together (they have a grace period)
 WORKERS_SUFFIX = ".workers"
 EXAMPLE_TF_CONFIG = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                      '"task": {"type": "worker", "index": 0}}')
@@ -381,9 +383,10 @@ def leave_cluster(strategy: tf.distribute.Strategy) -> Iterator[None]:
     """Ends this task's part of a multi-worker run in step with the other tasks.
 
     On success the task waits at a barrier for every task, so none exits while another still
-    needs the cluster (a chief whose workers exited hangs at exit). On failure it reports the
-    error to the cluster, which aborts the other tasks' pending collectives and barriers instead
-    of leaving them waiting. Outside a cluster the block just runs.
+    needs the cluster (a chief whose workers exited hangs at exit), as it does when a signal
+    stopped every task at once. On failure it reports the error to the cluster, which aborts the
+    other tasks' pending collectives and barriers instead of leaving them waiting. Outside a
+    cluster the block just runs.
 
     Raises:
         ClusterError: Another task failed.
@@ -395,6 +398,14 @@ def leave_cluster(strategy: tf.distribute.Strategy) -> Iterator[None]:
     try:
         yield
     except BaseException as error:
+        if isinstance(error, interrupt.Interrupted) and error.agreed:
+            # Every task stopped at the same step (`tasks.distributed_fit`): none failed, so
+            # they leave together, as on success, instead of aborting the cluster.
+            try:
+                coordination.wait_at_barrier("zoo_run_stopped", STOP_BARRIER_SECONDS * 1000)
+            except tf.errors.OpError:
+                pass  # another task died meanwhile: this one stops all the same
+            raise
         try:
             coordination.report_error_to_cluster(
                 tf.errors.UNKNOWN, f"{cluster_of(strategy).name} failed: "

@@ -20,7 +20,14 @@ builders, compile presets, datasets and callbacks. The loop itself:
 - with a backup folder, saves a `tf.train.Checkpoint` (model and optimizer) and the callbacks'
   state (`tasks.resume.TrainingState`) at the end of an epoch, at most every `backup_seconds`
   (all tasks decide together). Each task keeps its own copies, so resuming needs no shared
-  disk: on restart the tasks agree on the latest epoch they all saved.
+  disk: on restart the tasks agree on the latest backup they all saved;
+- stops on SIGTERM or SIGINT (`tasks.interrupt`) to any one task, with a backup on every task.
+  The tasks must stop at the same step, so they agree on it: every `STOP_CHECK_STEPS` steps
+  within an epoch (the epoch runs as several calls into TensorFlow, and an all-reduce of the
+  signals received sits between two), and at each epoch end, in the all-reduce of the logs that
+  is there anyway. Stopped mid-epoch, the backup holds the weights after the last step run, the
+  callbacks' state and history of the epochs done (the epoch reruns in full on resume, as in
+  `tasks.resume`). A checkpoint is numbered `2 * epochs done`, `+ 1` for a mid-epoch one.
 """
 
 from __future__ import annotations
@@ -34,10 +41,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tasks import distribute, resume
+from tasks import distribute, interrupt, resume, state_files
 
 CHECKPOINT = "ckpt"
 MEAN = tf.distribute.ReduceOp.MEAN
+# Steps between two agreements on stopping within an epoch: an all-reduce of two numbers and
+# one more call into TensorFlow. Measured (benchmarks/stop_agreement.py, two localhost workers on
+# a loaded 2-core VM): 5 ms per agreement alone; an epoch of 320 steps of a small network took
+# 1253 ms in one call and 1256-1259 ms with its 9 checks (+0.2-0.5%). An epoch of at most this
+# many steps only agrees at its end, in the all-reduce of its logs, for free.
+STOP_CHECK_STEPS = 32
 
 
 def fit(network: keras.Model, train_data: tf.data.Dataset,
@@ -64,6 +77,13 @@ def fit(network: keras.Model, train_data: tf.data.Dataset,
             reads its own share of the shards through it, instead of every worker reading
             `train_data` whole and keeping its part of each batch.
     """
+    with interrupt.training():
+        _fit(network, train_data, validation_data, steps_per_epoch, epochs, callbacks, history,
+             backup, dataset_fn)
+
+
+def _fit(network, train_data, validation_data, steps_per_epoch, epochs, callbacks, history,
+         backup, dataset_fn) -> None:
     strategy = network.distribute_strategy
     _synchronize_batch_norm(network)
     with strategy.scope():
@@ -88,9 +108,11 @@ def fit(network: keras.Model, train_data: tf.data.Dataset,
     read_metrics = tf.function(network.get_metrics_result)
     checkpoints, initial_epoch = None, 0
     state = resume.TrainingState(backup.directory, callbacks, history) if backup else None
+    saved = None
     if backup is not None:
-        checkpoints, initial_epoch = _restore(network, backup.directory, epochs, cluster_mean)
-        if initial_epoch:
+        checkpoints, saved = _restore(network, backup.directory, epochs, cluster_mean)
+        if saved is not None:
+            initial_epoch = saved // 2
             state.restore_history(initial_epoch)
             resume.announce(initial_epoch, epochs, backup.directory)
 
@@ -98,31 +120,56 @@ def fit(network: keras.Model, train_data: tf.data.Dataset,
                                                  steps=steps_per_epoch, verbose=0)
     network.stop_training = False
     callback_list.on_train_begin()
-    if initial_epoch:
+    if saved is not None:
         state.restore(initial_epoch)
     saved_at = time.monotonic()
+
+    def save(number: int) -> None:
+        state.save(number // 2)
+        checkpoints.save(checkpoint_number=number)
+
+    def stop(signals: list[float], during: str, number: int) -> None:
+        """Raises `Interrupted` if a task received a signal (all tasks see the same values)."""
+        if not any(signals):
+            return
+        if backup is not None:
+            save(number)
+        here = interrupt.received()
+        number_received = here or interrupt.SIGNALS[signals.index(max(signals))]
+        raise interrupt.Interrupted(
+            number_received, during,
+            f"backup saved in {backup.directory}" if backup is not None
+            else "this fit has no backup and starts over", elsewhere=here is None, agreed=True)
+
     logs: dict[str, float] = {}
-    steps = tf.constant(steps_per_epoch)
+    chunk = min(steps_per_epoch, STOP_CHECK_STEPS)
     for epoch in range(initial_epoch, epochs):
         network.reset_metrics()
         callback_list.on_epoch_begin(epoch)
-        train_epoch(iterator, steps)
+        for done_steps in range(0, steps_per_epoch, chunk):
+            if done_steps:  # whether any task received a signal: all agree to stop, or none
+                stop(cluster_mean(_signals()).numpy().tolist(),
+                     f"during epoch {epoch + 1} of {epochs}", 2 * epoch + 1)
+            train_epoch(iterator, tf.constant(min(chunk, steps_per_epoch - done_steps)))
         logs = {name: float(value) for name, value in read_metrics().items()}
         if validation_data is not None:
             validator.set_weights(network.get_weights())
             logs.update({f"val_{name}": value for name, value in validator.evaluate(
                 validation_data, verbose=0, return_dict=True).items()})
-        # Every task gets the same numbers, and one decision on backing up (a checkpoint reads
-        # the metrics across the cluster, so all tasks save or none does).
+        # Every task gets the same numbers, one decision on backing up (a checkpoint reads the
+        # metrics across the cluster, so all tasks save or none does) and one on stopping.
         names = sorted(logs)
         due = float(backup is not None and time.monotonic() - saved_at >= backup.every_seconds)
-        agreed = cluster_mean(tf.constant([*(logs[name] for name in names), due],
-                                          tf.float64)).numpy().tolist()
-        logs = dict(zip(names, agreed[:-1], strict=True))
+        agreed = cluster_mean(tf.constant([*(logs[name] for name in names), due,
+                                           *_signals().numpy()], tf.float64)).numpy().tolist()
+        logs = dict(zip(names, agreed[:len(names)], strict=True))
         callback_list.on_epoch_end(epoch, logs)
-        if agreed[-1] > 0:
-            state.save(epoch + 1)
-            checkpoints.save(checkpoint_number=epoch + 1)
+        # After the last epoch the fit is complete: it ends, and the run keeps it.
+        if not (network.stop_training or epoch + 1 >= epochs):
+            stop(agreed[len(names) + 1:], f"at the end of epoch {epoch + 1} of {epochs}",
+                 2 * epoch + 2)
+        if agreed[len(names)] > 0:
+            save(2 * epoch + 2)
             saved_at = time.monotonic()
         if network.stop_training:
             break
@@ -131,6 +178,12 @@ def fit(network: keras.Model, train_data: tf.data.Dataset,
     callback_list.on_train_end(logs=logs)
     if backup is not None:
         shutil.rmtree(backup.directory, ignore_errors=True)
+
+
+def _signals() -> tf.Tensor:
+    """This task's signals, one flag per `interrupt.SIGNALS` entry, to all-reduce."""
+    received = interrupt.received()
+    return tf.constant([float(received == number) for number in interrupt.SIGNALS], tf.float64)
 
 
 def _synchronize_batch_norm(network: keras.Model) -> None:
@@ -150,24 +203,36 @@ def _synchronize_batch_norm(network: keras.Model) -> None:
 
 
 def _restore(network: keras.Model, backup: Path, epochs: int,
-             cluster_mean) -> tuple[tf.train.CheckpointManager, int]:
-    """Restores the latest epoch every task of the cluster has saved, if any.
+             cluster_mean) -> tuple[tf.train.CheckpointManager, int | None]:
+    """Restores the latest backup every task of the cluster has saved, if any.
 
-    A task killed between two saves may hold one epoch fewer than the others; all of them
-    resume from the epoch they all have (each keeps the last two).
+    A task killed between two saves may hold one backup fewer than the others; all of them
+    resume from the one they all have (each keeps the last two).
+
+    Raises:
+        InputError: The backup's checkpoint list or a checkpoint is damaged or altered.
 
     Returns:
-        The task's checkpoint manager, and the epochs already done (0: none).
+        The task's checkpoint manager, and the restored checkpoint's number (`2 * epochs
+        done`, `+ 1` if saved mid-epoch), or None.
     """
+    fix = state_files.backup_fix(backup)
+    listed = state_files.checkpoint_paths(backup)  # checked before TensorFlow reads the list
     checkpoint = tf.train.Checkpoint(model=network, optimizer=network.optimizer)
     manager = tf.train.CheckpointManager(checkpoint, str(backup), max_to_keep=2,
                                          checkpoint_name=CHECKPOINT)
-    saved = {int(path.rsplit("-", 1)[1]): path for path in manager.checkpoints}
-    usable = set(saved) & resume.saved_states(backup)
-    have = np.zeros(epochs + 1)
-    have[[0, *[epoch for epoch in usable if epoch <= epochs]]] = 1.0
+    states = resume.saved_states(backup)
+    usable = {number for number in listed if number // 2 in states and number <= 2 * epochs + 1}
+    have = np.zeros(2 * epochs + 2)
+    have[[0, *usable]] = 1.0
     everywhere = cluster_mean(tf.constant(have, tf.float64)).numpy()
-    epoch = max(index for index, value in enumerate(everywhere) if value == 1.0)
-    if epoch:
-        checkpoint.restore(saved[epoch]).assert_existing_objects_matched()
-    return manager, epoch
+    number = max(index for index, value in enumerate(everywhere) if value == 1.0)
+    if number not in usable:
+        return manager, None
+    try:
+        checkpoint.restore(listed[number]).assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError) as error:
+        raise state_files.refuse(Path(listed[number]), "does not restore into this network "
+                                 f"({type(error).__name__}: {str(error).splitlines()[0]})",
+                                 fix) from None
+    return manager, number

@@ -22,7 +22,17 @@ The state of an epoch is written before its weights, and the last two states are
 between the two writes still leaves a matching pair. A resumed fit is not bit-for-bit the
 uninterrupted one: the shuffling and dropout draws start over from the seed.
 
+SIGTERM or SIGINT during the fit (`tasks.interrupt`) saves a backup at once, whatever
+`backup_seconds` says: before the next call into TensorFlow (a mid-epoch backup, as Keras's own
+`BackupAndRestore(save_freq=N)` makes: the weights and optimizer after the last finished step,
+the callbacks' state and history of the epochs done; the interrupted epoch then runs again in
+full), or at the end of an epoch when the signal came during its validation. The fit then raises
+`interrupt.Interrupted`. A resumed fit prints `resumed from epoch N of M`: epochs 1 to N-1 are in
+history.csv, and epoch N starts from its first batch.
+
 When the fit finishes the backup is deleted; a finished run is not resumed, it is run again.
+Everything read back is checked first (`tasks.state_files`): a damaged or altered backup stops
+the run with one `error:` line, and no backup file can run code.
 """
 
 from __future__ import annotations
@@ -39,15 +49,14 @@ from typing import Any
 import keras
 import numpy as np
 
+from tasks import interrupt, state_files
 from tasks.config import TaskConfig
 
 BACKUP_DIR = "backup"
 FINGERPRINT = "fingerprint.json"
 STATE = "state-{epoch}.json"
 BEST_WEIGHTS = "best-{epoch}.npz"
-# Keras BackupAndRestore's files (keras/src/callbacks/backup_and_restore.py).
-KERAS_WEIGHTS = "latest.weights.h5"
-KERAS_METADATA = "training_metadata.json"
+KERAS_WEIGHTS, KERAS_METADATA = state_files.KERAS_WEIGHTS, state_files.KERAS_METADATA
 
 
 def fingerprint(config: TaskConfig, data: dict[str, Any], replicas: int) -> dict[str, Any]:
@@ -98,7 +107,8 @@ def open_backup(directory: Path, expected: dict[str, Any], every_seconds: float 
     """
     path = directory / FINGERPRINT
     if directory.exists():
-        found = json.loads(path.read_text()) if path.exists() else None
+        found = (state_files.read_json(path, state_files.backup_fix(directory))
+                 if path.exists() else None)
         if found != expected:
             changed = sorted(key for key in expected if (found or {}).get(key) != expected[key])
             print(f"backup: discarding {directory}: it was made with other "
@@ -112,7 +122,7 @@ def open_backup(directory: Path, expected: dict[str, Any], every_seconds: float 
 
 def saved_states(directory: Path) -> set[int]:
     """Epochs whose `TrainingState` is saved in `directory`."""
-    return {int(path.stem.split("-")[1]) for path in directory.glob(STATE.format(epoch="*"))}
+    return state_files.saved_states(directory)
 
 
 class TrainingState:
@@ -136,8 +146,7 @@ class TrainingState:
 
         Call before the fit starts (the CSVLogger opens its file when training begins).
         """
-        state = json.loads((self.directory / STATE.format(epoch=epoch)).read_text())
-        self.history.write_text(state["history"])
+        self.history.write_text(state_files.read_state(self.directory, epoch)["history"])
         if self.logger is not None:
             self.logger.append = True
 
@@ -146,15 +155,16 @@ class TrainingState:
 
         Call after the callbacks' `on_train_begin`, which resets them.
         """
-        state = json.loads((self.directory / STATE.format(epoch=epoch)).read_text())
+        state = state_files.read_state(self.directory, epoch)
         if self.early_stopping is not None and state.get("early_stopping"):
             saved = state["early_stopping"]
             for name in ("wait", "stopped_epoch", "best", "best_epoch"):
                 setattr(self.early_stopping, name, saved[name])
             if saved["best_weights"]:
-                with np.load(self.directory / saved["best_weights"]) as arrays:
-                    self.early_stopping.best_weights = [arrays[f"w{index}"]
-                                                        for index in range(len(arrays.files))]
+                model = self.early_stopping.model
+                self.early_stopping.best_weights = state_files.read_best_weights(
+                    self.directory, saved["best_weights"],
+                    like=model.get_weights() if model is not None else None)
         if self.reduce_lr is not None and state.get("reduce_lr"):
             for name, value in state["reduce_lr"].items():
                 setattr(self.reduce_lr, name, value)
@@ -203,46 +213,96 @@ class TrainingState:
                 path.unlink()
 
 
-def announce(epoch: int, epochs: int, directory: Path) -> None:
-    """The line a resumed fit prints (tests and people look for `resumed from epoch N`)."""
-    print(f"resumed from epoch {epoch} of {epochs} (backup in {directory})", flush=True)
+def announce(done: int, epochs: int, directory: Path) -> None:
+    """The line a resumed fit prints: `resumed from epoch N of M`, N the epoch it starts with.
+
+    Tests and people look for it; N - 1 epochs are done (N is the epoch a signal stopped).
+    """
+    print(f"resumed from epoch {done + 1} of {epochs} ({done} done; backup in {directory})",
+          flush=True)
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras's `BackupAndRestore`, plus the callbacks' state, at most every `every_seconds`.
+    """Keras's `BackupAndRestore` plus the callbacks' state; also saves on SIGTERM or SIGINT.
 
-    Place it after the standard callbacks: its restore then runs after their own reset when
-    training begins, and an epoch's callback state is saved (before the weights) after they
-    have updated it.
+    It backs up at the end of an epoch at most every `every_seconds`, and at once when a signal
+    arrived (then it raises `interrupt.Interrupted`). Place it after the standard callbacks: its
+    restore then runs after their own reset when training begins, and an epoch's callback state
+    is saved (before the weights) after they have updated it.
 
     Args:
         backup: The backup folder and interval.
         state: Saves the other callbacks' state.
-        resume_from: The epoch the backup holds (checked by `keras_backup`), 0 for none.
+        resume_from: The epochs done in the backup (checked by `keras_backup`); None: none.
+        epochs: The fit's epochs.
     """
 
-    # It saves at epoch ends only; its batch hook just counts. Without this Keras stops
-    # dispatching batch callbacks asynchronously, which waits on every training call.
+    # It saves at epoch ends and before a batch; its batch-end hook just counts. Without this
+    # Keras stops dispatching batch-end callbacks asynchronously, which waits on every call.
     async_safe = True
 
-    def __init__(self, backup: Backup, state: TrainingState, resume_from: int):
+    def __init__(self, backup: Backup, state: TrainingState, resume_from: int | None,
+                 epochs: int):
         # The previous epoch's copy (.bkp) survives a kill during a save.
         super().__init__(str(backup.directory), double_checkpoint=True)
         self.state, self.resume_from, self.every_seconds = state, resume_from, backup.every_seconds
-        self.saved_at = time.monotonic()
+        self.directory, self.epochs, self.epoch = backup.directory, epochs, resume_from or 0
+        self.saved_at, self.saved_done = time.monotonic(), resume_from
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        if self.resume_from:
+        if self.resume_from is not None:
             self.state.restore(self.resume_from)
         self.saved_at = time.monotonic()
 
-    def on_epoch_end(self, epoch, logs=None):
-        if time.monotonic() - self.saved_at < self.every_seconds:
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        signal_number = interrupt.received()
+        if signal_number is None:
             return
-        self.state.save(epoch + 1)
-        super().on_epoch_end(epoch, logs)
-        self.saved_at = time.monotonic()
+        if not (batch == 0 and self.saved_done == self.epoch):  # else nothing new to save
+            self.save(self.epoch)
+        raise interrupt.Interrupted(signal_number,
+                                    f"during epoch {self.epoch + 1} of {self.epochs}",
+                                    f"backup saved in {self.directory}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        signal_number = interrupt.received()
+        # A signal during the epoch's last steps or its validation. If this was the last epoch
+        # the fit is complete: it ends, and the run keeps it (`interrupt.training`).
+        if signal_number is not None and not (self.model.stop_training
+                                              or epoch + 1 >= self.epochs):
+            self.save(epoch + 1)
+            raise interrupt.Interrupted(signal_number,
+                                        f"at the end of epoch {epoch + 1} of {self.epochs}",
+                                        f"backup saved in {self.directory}")
+        if time.monotonic() - self.saved_at >= self.every_seconds:
+            self.save(epoch + 1)
+
+    def save(self, done: int) -> None:
+        """Backs up the fit after `done` epochs (and the steps since, mid-epoch)."""
+        self.state.save(done)
+        # Keras's epoch-end save records `epoch + 1` epochs done (double-checkpointed).
+        super().on_epoch_end(done - 1)
+        self.saved_at, self.saved_done = time.monotonic(), done
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Stops a `model.fit` that has no backup (a trial, a refit) on SIGTERM or SIGINT.
+
+    It raises `interrupt.Interrupted` before the next call into TensorFlow; the fit starts
+    over when the run is resumed.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        interrupt.stop_if_received(
+            f"during epoch {self.epoch + 1} of {self.params['epochs']}",
+            "this fit has no backup and starts over")
 
 
 def keras_backup(backup: Backup, network: keras.Model,
@@ -251,48 +311,77 @@ def keras_backup(backup: Backup, network: keras.Model,
     """The callback that backs a single-process `model.fit` up and resumes it.
 
     Reads the backup before the fit, so a resumed fit says from which epoch it continues: the
-    weights `BackupAndRestore` will load must load (else its previous epoch's copy is used, as it
+    weights `BackupAndRestore` will load must load (else its previous copy is used, as it
     would) and the matching callback state must exist (else the backup is discarded and the fit
     starts over). Restores history.csv.
+
+    Raises:
+        InputError: A backup file was damaged or altered (`tasks.state_files`).
 
     Returns:
         The callback, to go after the standard callbacks.
     """
     directory = backup.directory
     state = TrainingState(directory, callbacks, history)
-    epoch = _keras_backed_up_epoch(directory, network)
-    if epoch and epoch not in saved_states(directory):
-        print(f"backup: discarding {directory}: its epoch {epoch} has no saved callback state; "
-              "training starts from epoch 0", flush=True)
-        for path in directory.iterdir():
-            if path.name != FINGERPRINT:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-        epoch = 0
-    if epoch:
-        state.restore_history(epoch)
-        announce(epoch, epochs, directory)
-    return BackupAndRestore(backup, state, epoch)
+    done = _keras_backed_up_epoch(directory, network, epochs)
+    if done is not None and done not in saved_states(directory):
+        _discard(directory, f"its epoch {done} has no saved callback state")
+        done = None
+    if done is not None:
+        state.restore_history(done)
+        announce(done, epochs, directory)
+    return BackupAndRestore(backup, state, done, epochs)
 
 
-def _keras_backed_up_epoch(directory: Path, network: keras.Model) -> int:
-    """The epoch of the weights BackupAndRestore will restore; 0 when there are none."""
-    weights, metadata = directory / KERAS_WEIGHTS, directory / KERAS_METADATA
-    if not weights.exists() or not metadata.exists():
-        return 0
+def _keras_backed_up_epoch(directory: Path, network: keras.Model, epochs: int) -> int | None:
+    """The epochs done in the weights BackupAndRestore will restore; None when there are none.
+
+    Keras writes the weights and then `training_metadata.json` in place, keeping the previous
+    pair as `.bkp`: a kill while it writes leaves a latest pair that does not load, and the
+    previous pair is used, as BackupAndRestore does. Both pairs unusable cannot come from a kill.
+    """
+    latest = (directory / KERAS_WEIGHTS, directory / KERAS_METADATA)
+    previous = tuple(Path(f"{path}.bkp") for path in latest)
+    if not any(path.exists() for path in latest):
+        return None
     if network.optimizer is not None and not network.optimizer.built:
         network.optimizer.build(network.trainable_variables)
+    done = _loaded_epoch(network, *latest, epochs)
+    if done is not None:
+        return done
+    if not all(path.exists() for path in previous):
+        _discard(directory, "its only save was cut short")
+        return None
+    # Keras loads only files named *.weights.h5: try the copy under such a name first.
+    trial = directory / f"previous-{KERAS_WEIGHTS}"
+    shutil.copyfile(previous[0], trial)
+    done = _loaded_epoch(network, trial, previous[1], epochs)
+    if done is None:
+        trial.unlink()
+        raise state_files.refuse(latest[0], "does not load, nor does its previous copy (.bkp)",
+                                 state_files.backup_fix(directory))
+    os.replace(trial, latest[0])
+    shutil.copyfile(previous[1], latest[1])
+    return done
+
+
+def _loaded_epoch(network: keras.Model, weights: Path, metadata: Path, epochs: int) -> int | None:
+    """Loads a weights file into `network`; the epochs done its metadata records, or None."""
+    if not (weights.exists() and metadata.exists()):
+        return None
+    done = state_files.read_keras_metadata(metadata, epochs)
     try:
         network.load_weights(weights)
-    except (OSError, ValueError):
-        # A kill while the file was written: fall back to the previous epoch's copy, as
-        # BackupAndRestore does (with double_checkpoint).
-        previous, previous_metadata = Path(f"{weights}.bkp"), Path(f"{metadata}.bkp")
-        weights.unlink()
-        if not (previous.exists() and previous_metadata.exists()):
-            return 0
-        shutil.copyfile(previous, weights)
-        shutil.copyfile(previous_metadata, metadata)
-    return int(json.loads(metadata.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return done
+
+
+def _discard(directory: Path, reason: str) -> None:
+    print(f"backup: discarding {directory}: {reason}; training starts from epoch 0", flush=True)
+    for path in directory.iterdir():
+        if path.name != FINGERPRINT:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _find(callbacks: list[keras.callbacks.Callback], kind: type) -> Any:

@@ -43,12 +43,14 @@ from tasks import (
     distributed_fit,
     export,
     inference,
+    interrupt,
     latency,
     presets,
     report,
     resume,
     run_card,
     run_guard,
+    state_files,
     tuning,
 )
 from tasks.callbacks import standard_callbacks
@@ -132,6 +134,8 @@ def staged_directory(final: Path, carry: tuple[str, ...] = ()) -> Iterator[Path]
             shutil.copytree(source, stage / name)
     try:
         yield stage
+    except (interrupt.Interrupted, KeyboardInterrupt):
+        raise  # a stopped run stays `<final>.partial`, as a killed one: the next run resumes it
     except BaseException:
         failed = final.with_name(f"{final.name}.failed")
         shutil.rmtree(failed, ignore_errors=True)
@@ -203,12 +207,12 @@ def fit_network(network: keras.Model, x: dict[str, np.ndarray], y: dict[str, np.
                             x["train"].dataset_fn(plan.batch_size, seed)
                             if isinstance(x["train"], TrainingStream) else None)
     else:
-        if backup is not None:
-            callbacks.append(resume.keras_backup(backup, network, callbacks, history,
-                                                 train.epochs))
-        network.fit(train_data, epochs=train.epochs, steps_per_epoch=plan.steps_per_epoch,
-                    validation_data=validation_data, shuffle=False, verbose=0,
-                    callbacks=callbacks)
+        callbacks.append(resume.keras_backup(backup, network, callbacks, history, train.epochs)
+                         if backup is not None else resume.StopOnSignal())
+        with interrupt.training():  # SIGTERM / SIGINT: a backup, then `interrupt.Interrupted`
+            network.fit(train_data, epochs=train.epochs, steps_per_epoch=plan.steps_per_epoch,
+                        validation_data=validation_data, shuffle=False, verbose=0,
+                        callbacks=callbacks)
     return time.perf_counter() - started
 
 
@@ -506,10 +510,12 @@ def run(config: TaskConfig, splits: Any = None) -> RunResult:
         _train_as_cluster_worker(config, inputs, strategy, final_dir)
         return RunResult(run_dir=final_dir, metrics={})
     carry: tuple[str, ...] = (resume.BACKUP_DIR,) if space is None else ()
-    if space is not None:
+    if space is None:  # a damaged backup stops the run before anything is written
+        state_files.check_backup(newest_state(final_dir, resume.BACKUP_DIR))
+    else:
         expected = tuning.fingerprint(config, space, _data_hashes(config))
         if not config.tune.overwrite:
-            tuning.check_resume(newest_state(final_dir, TUNER_DIR), expected)
+            tuning.check_resume(newest_state(final_dir, TUNER_DIR), expected, config, space)
             carry = (TUNER_DIR,)
 
     with (distribute.leave_cluster(strategy), run_guard.guard(final_dir),

@@ -8,7 +8,10 @@ split only. The search never sees the test split. See docs/tuning.md.
 
 The tuner state lives in `<run-dir>/tuner/`: `fingerprint.json` (the settings the search was
 started with) and keras-tuner's project folder `search/` (oracle state, one `trial.json` per
-trial). Re-running the same command resumes it; other settings against it are an error.
+trial). Re-running the same command resumes it; other settings against it are an error, and so
+is a folder whose files were damaged or altered (checked by `tasks.state_files` and a trial
+reload before anything is written). SIGTERM or SIGINT stops the search (`tasks.interrupt`):
+finished trials are kept, the running one runs again on resume.
 
 Distributed tuning is keras-tuner's chief/worker mode, driven by its environment variables
 `KERASTUNER_TUNER_ID` (`chief`, or a worker's name), `KERASTUNER_ORACLE_IP` and
@@ -18,8 +21,10 @@ writes the run directory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
+import io
 import json
 import os
 import shutil
@@ -41,6 +46,7 @@ from tensorflow.python.framework import ops as tf_ops
 import zoo
 from datasets.errors import InputError
 from tasks import config as config_module
+from tasks import interrupt, state_files
 from tasks.config import TaskConfig, TrainConfig
 from zoo.search_space import Choice, Float, Int, Range, SearchSpace
 
@@ -212,29 +218,38 @@ def fingerprint(config: TaskConfig, space: Space, data: dict[str, Any]) -> dict[
     return json.loads(json.dumps(fields))
 
 
-def check_resume(state: Path | None, expected: dict[str, Any]) -> None:
-    """Refuses to resume a search that was started with other settings.
+def check_resume(state: Path | None, expected: dict[str, Any], config: TaskConfig | None = None,
+                 space: Space | None = None) -> None:
+    """Refuses to resume a search that was started with other settings, or damaged.
 
     Args:
         state: The tuner folder a resumed run would continue (None: nothing to resume).
         expected: This run's `fingerprint`.
+        config: With `space`, the search's settings: keras-tuner then reloads a copy of the
+            folder, so a file it cannot read stops the run before anything is written.
+        space: The resolved space.
 
     Raises:
-        InputError: The folder's settings differ; the message names them and the way out.
+        InputError: The folder's settings differ, or a file is damaged or altered; the message
+            names it and the way out.
     """
     if state is None:
         return
     path = state / FINGERPRINT
-    found = json.loads(path.read_text()) if path.exists() else {}
+    found = state_files.read_json(path, state_files.tuner_fix(state)) if path.exists() else {}
     changed = [key for key in expected if found.get(key) != expected[key]]
-    if not changed:
-        return
-    shown = ", ".join(f"{key} {found[key]} -> {expected[key]}"
-                      if isinstance(expected[key], int | str) and key in found else key
-                      for key in changed)
-    raise InputError(f"{state} holds a search started with other settings ({shown}). A search "
-                     "resumes only with the same settings: pass --overwrite to start it over, "
-                     "or another --run-dir.")
+    if changed:
+        shown = ", ".join(f"{key} {found[key]} -> {expected[key]}"
+                          if isinstance(expected[key], int | str) and key in found else key
+                          for key in changed)
+        raise InputError(f"{state} holds a search started with other settings ({shown}). A "
+                         "search resumes only with the same settings: pass --overwrite to start "
+                         "it over, or another --run-dir.")
+    state_files.check_tuner_state(state, PROJECT)
+    if config is not None and space is not None:
+        with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(io.StringIO()):
+            copy = shutil.copytree(state, Path(scratch) / state.name)
+            _reloaded_tuner(config, space, None, Path(copy), state)
 
 
 def role() -> str:
@@ -258,6 +273,7 @@ class _Tuner(keras_tuner.Tuner):
         self.evaluate, self.max_epochs, self.seed = evaluate, max_epochs, seed
 
     def run_trial(self, trial, *args, **kwargs):
+        interrupt.stop_if_received(f"before trial {trial.trial_id}", self.kept(trial))
         # Frees the previous trial's model and graphs (it runs the garbage collector, which
         # `search` keeps fast by freezing everything that predates the search).
         keras.backend.clear_session()
@@ -265,13 +281,26 @@ class _Tuner(keras_tuner.Tuner):
         epochs = values.get("tuner/epochs", self.max_epochs)  # Hyperband's budget
         values = {name: value for name, value in values.items()
                   if not name.startswith("tuner/")}
-        with _dropping_custom_gradients():
-            results = self.evaluate(values, epochs, Path(self.get_trial_dir(trial.trial_id)),
-                                    trial_seed(self.seed, trial.trial_id))
+        try:
+            with _dropping_custom_gradients():
+                results = self.evaluate(values, epochs, Path(self.get_trial_dir(trial.trial_id)),
+                                        trial_seed(self.seed, trial.trial_id))
+        except interrupt.Interrupted as stop:
+            epoch = stop.during.removeprefix("during ")
+            raise stop.where(f"during trial {trial.trial_id} ({epoch})",
+                             self.kept(trial)) from None
         shown = "  ".join(f"{name} {_format(value)}" for name, value in values.items())
         print(f"  trial {trial.trial_id}: {shown} -> {OBJECTIVE} {results[OBJECTIVE]:.4f} "
               f"({results['epochs']:.0f} epochs, {results['seconds']:.1f} s)", flush=True)
         return results
+
+    def kept(self, trial: Any) -> str:
+        """What a search stopped at `trial` keeps (the end of its `Interrupted` line)."""
+        if role() == "worker":
+            return (f"the chief keeps the finished trials and hands trial {trial.trial_id} out "
+                    "again to this KERASTUNER_TUNER_ID")
+        return (f"finished trials kept in {self.directory} ({_completed(self.oracle)}), trial "
+                f"{trial.trial_id} runs again")
 
 
 @contextmanager
@@ -367,24 +396,30 @@ def search(config: TaskConfig, space: Space, evaluate: Evaluate, directory: Path
         The trials and the best one; None in a worker.
     """
     if directory is None:
-        with tempfile.TemporaryDirectory() as scratch, _frozen_heap():
+        with (tempfile.TemporaryDirectory() as scratch, _frozen_heap(),
+              interrupt.training()):
             _tuner(config, space, evaluate, Path(scratch)).search()
         return None
     if config.tune.overwrite:
         shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / FINGERPRINT).write_text(json.dumps(expected, indent=2) + "\n")
-    tuner = _tuner(config, space, evaluate, directory)
+    tuner = _reloaded_tuner(config, space, evaluate, directory, directory)
     oracle = tuner.oracle
     _keep_finished_trials(oracle)
     before = _completed(oracle)
     started = time.perf_counter()
-    if role() == "chief":
-        tuner.save()
-        _serve(oracle)
-    else:
-        with _frozen_heap():
-            tuner.search()
+    with interrupt.training():
+        if role() == "chief":
+            tuner.save()
+            _serve(oracle, directory)
+        else:
+            with _frozen_heap():
+                tuner.search()
+        # A signal after the last trial's last check: every trial is kept, only the rest of
+        # the run (the refit) is left to do.
+        interrupt.stop_if_received("after the last trial",
+                                   f"all {_completed(oracle)} trials kept in {directory}")
     seconds = time.perf_counter() - started
     best = [trial for trial in oracle.get_best_trials(1) if trial.status == "COMPLETED"]
     if not best:
@@ -401,7 +436,23 @@ def _tuner(config: TaskConfig, space: Space, evaluate: Evaluate, directory: Path
                   directory=str(directory), project_name=PROJECT)
 
 
-def _serve(oracle: keras_tuner.Oracle) -> None:
+def _reloaded_tuner(config: TaskConfig, space: Space, evaluate: Evaluate | None, directory: Path,
+                    shown: Path) -> _Tuner:
+    """`_tuner` over a folder that may hold a search to resume (`shown` is its name for users).
+
+    `check_resume` has checked the files' shapes; whatever keras-tuner still cannot read in
+    them is refused the same way.
+    """
+    try:
+        return _tuner(config, space, evaluate, directory)
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
+        raise InputError(f"the search state in {shown} does not load ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}): it was damaged "
+                         f"or changed after this program saved it. "
+                         f"{state_files.tuner_fix(shown)}.") from None
+
+
+def _serve(oracle: keras_tuner.Oracle, directory: Path) -> None:
     """The chief: serves the oracle to the workers until they have run every trial.
 
     keras-tuner's own chief loop checks for the end every 20 s and leaves its server running;
@@ -421,6 +472,8 @@ def _serve(oracle: keras_tuner.Oracle) -> None:
           "and KERASTUNER_TUNER_ID=<worker name>", flush=True)
     try:
         while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+            interrupt.stop_if_received("while serving the search", f"finished trials kept in "
+                                       f"{directory} ({_completed(oracle)})")
             time.sleep(CHIEF_POLL_SECONDS)
     finally:
         server.stop(grace=1)
