@@ -8,10 +8,10 @@ Cloud VMs, Kubernetes and batch schedulers send SIGTERM some seconds before they
   before each call into TensorFlow in `model.fit` (`resume.BackupAndRestore`,
   `resume.StopOnSignal`), between chunks of steps in `tasks.distributed_fit`, before each trial
   of a search. There it saves a backup at once and raises `Interrupted`.
-- Outside training (loading data, evaluating, exporting) there is nothing to save, so the handler
-  raises `Interrupted` at once, as Python's own SIGINT handler raises KeyboardInterrupt. The CLI
-  installs it for its whole run (`handling()`); without the CLI, only the training blocks catch
-  signals.
+- Outside training (preprocessing, evaluating, exporting) there is nothing to save, so the
+  handler raises `Interrupted` at once, as Python's own SIGINT handler raises KeyboardInterrupt.
+  The CLI installs it around `runner.run` (`handling()`); without the CLI, only the training
+  blocks catch signals.
 - The CLI prints the exception as one line on stderr and exits with 128 + the signal's number,
   the shell's convention for a process ended by a signal: 143 for SIGTERM, 130 for SIGINT.
 
