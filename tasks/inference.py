@@ -23,8 +23,12 @@ def to_tensors(features: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
 
 
 def litert_inputs(features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Raw numpy features -> what LiteRT takes (text as bytes)."""
-    return {name: values.astype(str).astype(np.bytes_) if values.dtype == object else values
+    """Raw numpy features -> what LiteRT takes (text as UTF-8 bytes, as `tf.constant` makes it).
+
+    Not `astype(np.bytes_)`: it encodes ASCII only, and a category such as "café" crashed the
+    TFLite parity check of every run (found by tests/test_fuzz_inputs.py).
+    """
+    return {name: np.char.encode(values.astype(str), "utf-8") if values.dtype == object else values
             for name, values in features.items()}
 
 

@@ -314,3 +314,13 @@ def test_cli_on_generated_csvs_exits_0_or_2_with_one_line(document):
                          "--epochs", "1", "--export", "none", "--set", "export.latency=false",
                          "--run-dir", run_dir, cwd=folder)
         assert_cli_contract(result, run_dir)
+
+
+def test_non_ascii_categories_reach_litert_as_utf8():
+    # Found by running generated CSVs that load through the whole CLI with --export tflite: a
+    # category such as "café" crashed the TFLite parity check (numpy's bytes_ cast is ASCII).
+    from tasks.inference import litert_inputs
+
+    values = np.array([["café"], ["x"], ["🙂"]], dtype=object)
+    assert litert_inputs({"colour": values})["colour"].tolist() == [
+        ["café".encode()], [b"x"], ["🙂".encode()]]
