@@ -302,31 +302,36 @@ def main(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None = 
         128 + the signal's number when SIGTERM (143) or SIGINT (130) stopped it
         (`tasks.interrupt`).
     """
-    prog = f"tasks.{default_config().task}"
     try:
-        config = config_from_args(default_config, argv, prog, description)
-        if config.runtime.strategy != "default":
-            # Before any TensorFlow op (streamed or image data start its runtime): a cluster's
-            # collective ops and the CPU's logical devices can only be set up then.
-            from tasks import distribute
-
-            distribute.get_strategy(config.runtime.strategy, search=config.tune.enabled)
-        # Data problems are found before TensorFlow loads, so they are reported in a second.
-        from datasets.registry import load_configured
-
-        splits = load_configured(config.data, config.problem, config.runtime.seed,
-                                 config.inputs)
-        from tasks import export, run_guard, runner
-
-        try:
-            with interrupt.handling():  # SIGTERM / SIGINT: a backup, one line, 143 / 130
-                runner.run(config, splits)
-        except (export.ExportError, run_guard.RunWriteError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+        # SIGTERM / SIGINT, from the start: a backup if training, one line, 143 / 130.
+        with interrupt.handling():
+            return _run(default_config, argv, description)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (interrupt.Interrupted, KeyboardInterrupt) as stop:
         return interrupt.report(stop)
+
+
+def _run(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None,
+         description: str) -> int:
+    config = config_from_args(default_config, argv, f"tasks.{default_config().task}",
+                              description)
+    if config.runtime.strategy != "default":
+        # Before any TensorFlow op (streamed or image data start its runtime): a cluster's
+        # collective ops and the CPU's logical devices can only be set up then.
+        from tasks import distribute
+
+        distribute.get_strategy(config.runtime.strategy, search=config.tune.enabled)
+    # Data problems are found before TensorFlow loads, so they are reported in a second.
+    from datasets.registry import load_configured
+
+    splits = load_configured(config.data, config.problem, config.runtime.seed, config.inputs)
+    from tasks import export, run_guard, runner
+
+    try:
+        runner.run(config, splits)
+    except (export.ExportError, run_guard.RunWriteError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0

@@ -266,3 +266,24 @@ def test_the_own_loop_stops_mid_epoch_and_resumes_from_that_backup(tmp_path):
     fit()
     assert list(pd.read_csv(tmp_path / "history.csv")["epoch"]) == [0, 1, 2]
     assert not (tmp_path / "backup").exists()
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_data_loads_is_one_line_and_writes_nothing(
+        signal_number, user_csv, tmp_path, capsys, monkeypatch):
+    """Before training there is nothing to back up: the CLI stops at once, 128 + signal."""
+    from datasets import registry
+
+    def interrupted_load(*args, **kwargs):
+        os.kill(os.getpid(), signal_number)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("the signal did not stop the run")
+
+    monkeypatch.setattr(registry, "load_configured", interrupted_load)
+    run_dir = tmp_path / "run"
+    code = main(["--data", str(user_csv), *FIT, "--run-dir", str(run_dir)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 128 + signal_number
+    assert lines == [f"stopped by {signal.Signals(signal_number).name} outside training "
+                     "(nothing to back up): no fit was running; run the same command to resume"]
+    assert not any(tmp_path.iterdir())
