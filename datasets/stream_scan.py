@@ -27,7 +27,7 @@ from datasets.stream_text import (
     nonblank,
     odd_values,
 )
-from datasets.tabular import TabularSchema, warn
+from datasets.tabular import MAX_MAGNITUDE, TabularSchema, warn
 
 # Second half of the SipHash key of `sample_keys`: not the split's, so a line's sample key says
 # nothing about its split.
@@ -283,12 +283,13 @@ def check_rows(scan: Scan, header: Sequence[str], schema: TabularSchema, source:
         path, value = scan.first_not_number[position[name]]
         if name != schema.target:
             raise InputError(f"column '{name}' of {source} holds numbers in the sample, but "
-                             f"{value!r} in '{path}' is not a number ({count} such value(s) in "
-                             f"all). Fix or blank out those values, or pass --categorical "
-                             f"{name}.")
+                             f"{value!r} in '{path}' is not a number (or is infinite, or over "
+                             f"{MAX_MAGNITUDE:.0e} in size; {count} such value(s) in all). Fix "
+                             f"or blank out those values, or pass --categorical {name}.")
         raise InputError(f"regression needs a numeric target, but target '{schema.target}' of "
-                         f"{source} holds {value!r} in '{path}' ({count} such value(s)). Fix "
-                         "or remove those rows.")
+                         f"{source} holds {value!r} in '{path}' (not a number, infinite, or "
+                         f"over {MAX_MAGNITUDE:.0e} in size; {count} such value(s)). Fix or "
+                         "remove those rows.")
     known = {str(label) for label in schema.labels}
     unknown = sorted(label for label in scan.classes if label not in known)
     if schema.problem != "regression" and (unknown or not scan.all_classes):

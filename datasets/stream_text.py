@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from datasets.tabular import MAX_MAGNITUDE
+
 # Lines are hashed into this many buckets; split fractions are rounded to 1 / BUCKETS.
 BUCKETS = 10_000
 # Second half of the SipHash key of `assign_splits` (the first half is the run's seed).
@@ -91,13 +93,18 @@ def not_numbers(text: tf.Tensor, missing: tf.Tensor) -> tf.Tensor:
 
 
 def odd_values(values: tf.Tensor) -> tf.Tensor:
-    """The raw fields, stripped, that are neither numbers nor missing: `not_numbers` for a check.
+    """The raw fields, stripped, that are neither usable numbers nor missing, for a check.
 
-    The same answer as `not_numbers(*canonical_text(values))`, cheaper where most fields are
-    numbers: only fields the number pattern refuses are compared with the missing markers.
+    `not_numbers(*canonical_text(values))`, cheaper where most fields are numbers (only fields
+    the number pattern refuses are compared with the missing markers), and stricter: a number
+    that is infinite or larger than `MAX_MAGNITUDE` in size is refused too, as the in-memory
+    path refuses it (`tabular.check_finite`: float32 arithmetic overflows on it).
     """
     text = tf.strings.strip(values)
-    refused = tf.boolean_mask(text, tf.logical_not(tf.strings.regex_full_match(text, NUMBER)))
+    number = tf.strings.regex_full_match(text, NUMBER)
+    size = tf.abs(tf.strings.to_number(tf.where(number, text, "0"), tf.float64))
+    usable = tf.logical_and(number, tf.logical_not(size > MAX_MAGNITUDE))  # NaN is missing
+    refused = tf.boolean_mask(text, tf.logical_not(usable))
     return tf.boolean_mask(refused, tf.logical_not(missing_markers(refused)))
 
 

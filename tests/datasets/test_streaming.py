@@ -208,6 +208,22 @@ def test_bad_rows_beyond_the_sample_stop_before_training(tmp_path, change, fragm
         assert fragment in str(error.value), str(error.value)
 
 
+@pytest.mark.parametrize("value", ["inf", "-Infinity", "1e400", "2e15"])
+@pytest.mark.parametrize("every_row", [False, True], ids=["one_row", "every_row"])
+def test_infinite_and_huge_numbers_are_refused_as_in_memory(tmp_path, value, every_row):
+    """As `tabular.check_finite` refuses them in a loaded CSV: float32 training overflows.
+    The pass finds one such row anywhere (or the sample's own check, if it drew that row)."""
+    frame = user_rows(2000)
+    frame["age"] = frame["age"].astype(object)
+    frame.loc[frame.index if every_row else 1290, "age"] = value
+    pattern = write_shards(tmp_path / "s", frame, 2)
+    with pytest.raises(InputError) as error:
+        load(pattern, sample_rows=30, held_out_rows=10)
+    message = str(error.value)
+    assert "column 'age'" in message and "1e+15" in message, message
+    assert "\n" not in message
+
+
 def test_a_malformed_line_is_named_by_file_and_line(tmp_path):
     pattern = write_shards(tmp_path / "s", user_rows(300), 2)
     path = tmp_path / "s" / "part-01.csv"
