@@ -102,6 +102,11 @@ def _installed() -> Iterator[None]:
         return
     if not _state["installed"]:
         _state["previous"] = {number: signal.signal(number, _handler) for number in SIGNALS}
+    else:
+        # Again: native code may have replaced it meanwhile (TensorFlow's multi-worker runtime
+        # installs its own SIGTERM handler when the strategy is made), unseen by Python.
+        for number in SIGNALS:
+            signal.signal(number, _handler)
     _state["installed"] += 1
     try:
         yield
