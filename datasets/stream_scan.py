@@ -283,8 +283,8 @@ def check_rows(scan: Scan, header: Sequence[str], schema: TabularSchema, source:
         path, value = scan.first_not_number[position[name]]
         if name != schema.target:
             raise InputError(f"column '{name}' of {source} holds numbers in the sample, but "
-                             f"{value!r} in '{path}' is not a number (or is infinite, or over "
-                             f"{MAX_MAGNITUDE:.0e} in size; {count} such value(s) in all). Fix "
+                             f"{value!r} in '{path}' is not a number, or is infinite or over "
+                             f"{MAX_MAGNITUDE:.0e} in size ({count} such value(s) in all). Fix "
                              f"or blank out those values, or pass --categorical {name}.")
         raise InputError(f"regression needs a numeric target, but target '{schema.target}' of "
                          f"{source} holds {value!r} in '{path}' (not a number, infinite, or "
