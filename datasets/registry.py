@@ -15,11 +15,11 @@ import pandas as pd
 
 from datasets.csv_files import read_csv
 from datasets.errors import InputError
+from datasets.frame_checks import check_numbers
 from datasets.limits import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_MEMORY_FRACTION
 from datasets.named_images import NAMED_IMAGES
 from datasets.tabular import (
     TabularSplits,
-    check_numbers,
     drop_missing_targets,
     encode_labels,
     infer_schema,

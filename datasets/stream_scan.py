@@ -18,6 +18,7 @@ import pandas as pd
 import tensorflow as tf
 
 from datasets.errors import InputError
+from datasets.frame_checks import MAX_MAGNITUDE
 from datasets.stream_text import (
     SCAN_BATCH,
     SPLITS,
@@ -27,7 +28,7 @@ from datasets.stream_text import (
     nonblank,
     odd_values,
 )
-from datasets.tabular import MAX_MAGNITUDE, TabularSchema, warn
+from datasets.tabular import TabularSchema, warn
 
 # Second half of the SipHash key of `sample_keys`: not the split's, so a line's sample key says
 # nothing about its split.

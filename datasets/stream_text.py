@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from datasets.tabular import MAX_MAGNITUDE
+from datasets.frame_checks import MAX_MAGNITUDE
 
 # Lines are hashed into this many buckets; split fractions are rounded to 1 / BUCKETS.
 BUCKETS = 10_000
@@ -98,7 +98,7 @@ def odd_values(values: tf.Tensor) -> tf.Tensor:
     `not_numbers(*canonical_text(values))`, cheaper where most fields are numbers (only fields
     the number pattern refuses are compared with the missing markers), and stricter: a number
     that is infinite or larger than `MAX_MAGNITUDE` in size is refused too, as the in-memory
-    path refuses it (`tabular.check_finite`: float32 arithmetic overflows on it).
+    path refuses it (`frame_checks.check_finite`: float32 arithmetic overflows on it).
     """
     text = tf.strings.strip(values)
     number = tf.strings.regex_full_match(text, NUMBER)

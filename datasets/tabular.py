@@ -6,7 +6,6 @@ Validation happens once, here, where user data enters the library: every problem
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import sys
@@ -20,6 +19,14 @@ from sklearn.model_selection import train_test_split
 
 from datasets.csv_files import read_csv  # noqa: F401  (re-exported: its home before)
 from datasets.errors import InputError
+from datasets.frame_checks import (
+    check_finite,
+    check_not_truth_values,
+    first_non_number,
+    line_hint,
+    missing_columns_error,
+    parse_numbers,
+)
 
 # A text column whose non-missing values are at least this fraction numbers is a numeric column
 # with junk in it (an error that names the first bad value), not a categorical column.
@@ -29,13 +36,6 @@ NUMERIC_JUNK_THRESHOLD = 0.9
 MISSING_CATEGORY = "[missing]"
 POSITIVE_LABEL_NAMES = ("1", "1.0", "yes", "y", "true", "t", "positive", "pos")
 MIN_ROWS_PER_CLASS = 3
-# The model computes in float32 (largest 3.4e38), where normalization and the squared-error loss
-# square the numbers: a regression target of 1e19 made every prediction NaN and the run crash
-# (1e18 trained), and a variance sums squares over all rows. 1e15 keeps the sum of squares of
-# 300 million rows finite. pandas reads "inf" and "1e400" as infinities: refused too.
-MAX_MAGNITUDE = 1e15
-NOT_FINITE_FIX = ("Blank those values out (missing values are imputed), or rescale the column "
-                  "(e.g. log, or thousands).")
 
 
 @dataclass
@@ -134,60 +134,11 @@ def _safe_input_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _first_non_number(series: pd.Series) -> tuple[int, Any, int]:
-    """Returns (position, value, count) of values that are present but not numbers."""
-    parsed = pd.to_numeric(series, errors="coerce")
-    bad = series.notna() & parsed.isna()
-    positions = np.flatnonzero(bad.to_numpy())
-    return int(positions[0]), series.iloc[positions[0]], len(positions)
-
-
 def _numeric_fraction(series: pd.Series) -> float:
     present = series.dropna()
     if present.empty:
         return 0.0
     return float(pd.to_numeric(present, errors="coerce").notna().mean())
-
-
-def check_finite(series: pd.Series, what: str, source: str, fix: str = NOT_FINITE_FIX) -> None:
-    """Refuses infinities and numbers larger than `MAX_MAGNITUDE` in a column of numbers.
-
-    Args:
-        series: A numeric column (text in it is ignored here; missing values are fine).
-        what: The column, for the message (e.g. `column 'age' of my.csv`).
-        source: The file or dataset name, for the line hint.
-        fix: What the user should do.
-
-    Raises:
-        InputError: Naming the first such value and its line.
-    """
-    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    with np.errstate(invalid="ignore"):
-        positions = np.flatnonzero(np.abs(numbers) > MAX_MAGNITUDE)
-    if len(positions):
-        count, value = len(positions), series.iloc[positions[0]]
-        raise InputError(
-            f"{what} holds {value.item() if isinstance(value, np.generic) else value!r} at "
-            f"{_line_hint(int(positions[0]), source)}: numbers must be finite and at most "
-            f"{MAX_MAGNITUDE:.0e} in size, as the model computes in float32 and squares them "
-            f"({count} such value{'s' if count > 1 else ''}). {fix}")
-
-
-def check_numbers(frame: pd.DataFrame, schema: TabularSchema, source: str) -> None:
-    """Runs `check_finite` on the numeric feature columns (and a regression target) of `frame`.
-
-    For rows loaded after the schema was inferred, such as `--test-data`.
-    """
-    for column in schema.columns:
-        if column.kind == "numeric" and column.name in frame.columns:
-            check_finite(frame[column.name], f"column '{column.name}' of {source}", source)
-    if schema.problem == "regression" and schema.target in frame.columns:
-        check_finite(frame[schema.target], f"target '{schema.target}' of {source}", source)
-
-
-def _line_hint(position: int, source: str) -> str:
-    # Line 1 of a CSV is its header, so data row 0 is line 2.
-    return f"line {position + 2} of {source}" if source.endswith(".csv") else f"row {position + 1}"
 
 
 def _category_strings(series: pd.Series) -> np.ndarray:
@@ -267,10 +218,10 @@ def infer_schema(
         elif pd.api.types.is_numeric_dtype(series.dtype) or _numeric_fraction(series) == 1.0:
             kind = "numeric"
         elif _numeric_fraction(series) >= NUMERIC_JUNK_THRESHOLD:
-            position, value, count = _first_non_number(series)
+            position, value, count = first_non_number(series)
             raise InputError(
                 f"column '{name}' of {source} holds numbers, but {value!r} at "
-                f"{_line_hint(position, source)} is not a number ({count} such value"
+                f"{line_hint(position, source)} is not a number ({count} such value"
                 f"{'s' if count > 1 else ''}). Fix or blank out those values, or pass "
                 f"--categorical {name} to treat the column as categories."
             )
@@ -309,7 +260,7 @@ def _labels_for(
 ) -> list[Any]:
     if problem == "regression":
         if _numeric_fraction(values) < 1.0:
-            position, value, _ = _first_non_number(values)
+            position, value, _ = first_non_number(values)
             raise InputError(f"regression needs a numeric target, but target '{target}' of "
                              f"{source} holds {value!r}. Pick a numeric target, or use a "
                              "classification task for categories.")
@@ -355,7 +306,7 @@ def encode_labels(values: pd.Series, schema: TabularSchema, source: str = "the d
         InputError: If a value is not one of the classes seen in training.
     """
     if schema.problem == "regression":
-        return _parse_numbers(values, f"target '{schema.target}' of {source}", source,
+        return parse_numbers(values, f"target '{schema.target}' of {source}", source,
                               "Fix or remove those rows.")
     index = {str(label): position for position, label in enumerate(schema.labels)}
     mapped = [index.get(str(_label_value(value))) for value in values.tolist()]
@@ -367,56 +318,6 @@ def encode_labels(values: pd.Series, schema: TabularSchema, source: str = "the d
                          f"{', '.join(map(str, schema.labels))}). Remove those rows or add them "
                          "to the training data.")
     return np.asarray(mapped, dtype="int32")
-
-
-def _parse_numbers(series: pd.Series, what: str, source: str, fix: str) -> np.ndarray:
-    """float32 values of `series` (NaN for missing); an InputError names the first non-number."""
-    parsed = pd.to_numeric(series, errors="coerce")
-    if (series.notna() & parsed.isna()).any():
-        position, value, count = _first_non_number(series)
-        raise InputError(f"{what} must hold numbers, but {value!r} at "
-                         f"{_line_hint(position, source)} is not a number ({count} such "
-                         f"value{'s' if count > 1 else ''} in all). {fix}")
-    return parsed.to_numpy(dtype="float32")
-
-
-def _close_matches(name: str, candidates: list[str]) -> list[str]:
-    """Columns of the user's data that look like `name` (another case, spacing or spelling)."""
-    folded = {re.sub(r"[\W_]+", "", str(candidate)).lower(): str(candidate)
-              for candidate in candidates}
-    same = folded.get(re.sub(r"[\W_]+", "", name).lower())
-    if same is not None:
-        return [same]
-    return difflib.get_close_matches(name, [str(candidate) for candidate in candidates], n=1,
-                                     cutoff=0.75)
-
-
-def _missing_columns_error(frame: pd.DataFrame, schema: TabularSchema, missing: list[str],
-                           source: str) -> InputError:
-    """Names the absent feature columns, a likely rename of each, and the columns expected."""
-    expected = ", ".join(column.name for column in schema.columns)
-    found = [str(name) for name in frame.columns]
-    if found == [schema.target]:
-        return InputError(f"{source} has only the target column '{schema.target}'; predictions "
-                          f"need the feature columns the model was trained on: {expected}.")
-    unused = [name for name in found if name not in {column.name for column in schema.columns}]
-    hints = [f"'{match}' for '{name}'" for name in missing
-             for match in _close_matches(name, unused)]
-    hint = f" Rename {', '.join(hints)} if that is the same column." if hints else ""
-    return InputError(f"{source} lacks the feature column{'s' if len(missing) > 1 else ''} "
-                      f"{', '.join(missing)} that the model was trained on; its columns are: "
-                      f"{', '.join(found)}.{hint} The model takes: {expected}.")
-
-
-def _check_not_truth_values(series: pd.Series, what: str, source: str) -> None:
-    """Refuses True/False in a column of numbers (pandas would read them as 1 and 0)."""
-    present = series.dropna()
-    flags = present.map(lambda value: isinstance(value, bool | np.bool_))
-    if len(present) and flags.any():
-        position = int(np.flatnonzero(series.notna().to_numpy())[np.argmax(flags.to_numpy())])
-        raise InputError(f"{what} must hold numbers, but {series.iloc[position]} at "
-                         f"{_line_hint(position, source)} is a truth value. Write the numbers "
-                         "the model was trained on, or blank the values out.")
 
 
 def features_from_frame(
@@ -438,15 +339,15 @@ def features_from_frame(
     """
     missing = [column.name for column in schema.columns if column.name not in frame.columns]
     if missing:
-        raise _missing_columns_error(frame, schema, missing, source)
+        raise missing_columns_error(frame, schema, missing, source)
     features: dict[str, np.ndarray] = {}
     for column in schema.columns:
         series = frame[column.name]
         if column.kind == "numeric":
             what = f"column '{column.name}' of {source}"
-            _check_not_truth_values(series, what, source)
+            check_not_truth_values(series, what, source)
             check_finite(series, what, source)  # before float32, which would make inf of it
-            features[column.input_name] = _parse_numbers(
+            features[column.input_name] = parse_numbers(
                 series, what, source, "Fix or blank out those values.").reshape(-1, 1)
         else:
             features[column.input_name] = _category_strings(series).reshape(-1, 1)

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from datasets.errors import InputError
-from datasets.tabular import MAX_MAGNITUDE
+from datasets.frame_checks import MAX_MAGNITUDE
 from tests.helpers import assert_cli_error, run_cli
 
 # Examples per CI run. In-process about 50 ms per CSV and 120 ms per image folder (measured on 2

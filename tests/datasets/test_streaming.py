@@ -211,7 +211,7 @@ def test_bad_rows_beyond_the_sample_stop_before_training(tmp_path, change, fragm
 @pytest.mark.parametrize("value", ["inf", "-Infinity", "1e400", "2e15"])
 @pytest.mark.parametrize("every_row", [False, True], ids=["one_row", "every_row"])
 def test_infinite_and_huge_numbers_are_refused_as_in_memory(tmp_path, value, every_row):
-    """As `tabular.check_finite` refuses them in a loaded CSV: float32 training overflows.
+    """As `frame_checks.check_finite` refuses them in a loaded CSV: float32 training overflows.
     The pass finds one such row anywhere (or the sample's own check, if it drew that row)."""
     frame = user_rows(2000)
     frame["age"] = frame["age"].astype(object)
