@@ -28,8 +28,9 @@ from doc_section import write_section  # noqa: E402
 from sklearn.model_selection import KFold, StratifiedKFold  # noqa: E402
 
 from datasets.registry import TABULAR, load_frame  # noqa: E402
-from tasks import binary_classify, multiclass_classify, presets, regression, runner  # noqa: E402
+from tasks import binary_classify, multiclass_classify, regression  # noqa: E402
 from tasks.cli import config_from_args  # noqa: E402
+from tasks.engine import presets, runner  # noqa: E402
 
 TASKS = {"binary": binary_classify, "multiclass": multiclass_classify, "regression": regression}
 DATASETS = ("breast_cancer", "smartwatch", "wine", "iris", "diabetes", "store_sales")

@@ -1,7 +1,7 @@
 """Size, agreement and speed of every export format on the demo sets, in one process per set.
 
 Each dataset's default template runs as a user would, with `--export all`; the run's own judge
-and latency measurement (tasks/export.py, tasks/latency.py) fill the table, here with a longer
+and latency measurement (tasks/engine/) fill the table, here with a longer
 timing budget per measurement than a normal run uses. Speeds are compared with Keras `predict`
 on one row in the same process, so machine noise cancels out of the ratios.
 
@@ -26,15 +26,9 @@ from doc_section import write_section  # noqa: E402
 
 from datasets.named_images import NAMED_IMAGES  # noqa: E402
 from datasets.registry import TABULAR  # noqa: E402
-from tasks import (  # noqa: E402
-    binary_classify,
-    image_classify,
-    latency,
-    multiclass_classify,
-    regression,
-    runner,
-)
+from tasks import binary_classify, image_classify, multiclass_classify, regression
 from tasks.cli import config_from_args  # noqa: E402
+from tasks.engine import latency, runner
 
 TASKS = {"binary": binary_classify, "multiclass": multiclass_classify, "regression": regression}
 DATASETS = ("smartwatch", "wine", "store_sales", "digits")

@@ -6,7 +6,7 @@ stopping:
 
 * naive: numpy arrays, `batch_size=32`, `validation_data=(x, y)`, one step per call
   (the pattern of most tutorials);
-* ours: `tasks.runner.fit_network` with `plan_fit` - a cached, repeated tf.data pipeline and a
+* ours: the engine's `fit_network` with `plan_fit` - a cached, repeated tf.data pipeline and a
   whole epoch per call into TensorFlow (`steps_per_execution`), batch 32 as well.
 
 The two alternate `--repeats` times; the script prints the median seconds, the ratio, and the
@@ -36,8 +36,8 @@ import zoo  # noqa: E402
 from datasets.preprocessing import TabularPreprocessor  # noqa: E402
 from datasets.registry import load_tabular  # noqa: E402
 from datasets.tabular import encode_labels, features_from_frame  # noqa: E402
-from tasks import presets, runner  # noqa: E402
 from tasks.binary_classify import default_config  # noqa: E402
+from tasks.engine import presets, runner  # noqa: E402
 
 
 def prepare(seed: int):

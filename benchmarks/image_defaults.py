@@ -1,6 +1,6 @@
 """Test accuracy of the default CNN and training settings, over several split seeds.
 
-Trains exactly as the runner does (`tasks.runner.plan_fit` + `fit_network`: cached tf.data,
+Trains exactly as the runner does (`tasks.engine.runner.plan_fit` + `fit_network`: cached tf.data,
 early stopping on validation loss with the best weights restored, learning-rate reduction) on
 `digits` or on a small generated folder of shapes, once per seed (the seed sets the split and
 the initial weights), and prints the test accuracy of each run and their mean.
@@ -28,8 +28,8 @@ import pandas as pd  # noqa: E402
 import zoo  # noqa: E402
 from datasets.images import ImageSplits, load_images  # noqa: E402
 from datasets.synthetic_images import generate_image_folder  # noqa: E402
-from tasks import presets, runner  # noqa: E402
 from tasks.config import TrainConfig, parse_value  # noqa: E402
+from tasks.engine import presets, runner  # noqa: E402
 
 # The image task's default training settings, chosen with this script (docs/BENCHMARKS.md).
 # Patience counts epochs, and a small folder has few steps per epoch and a noisy validation

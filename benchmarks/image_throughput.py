@@ -5,7 +5,7 @@ In one process, on `digits` (8x8 grayscale) and on a generated folder of 64x64 i
 validation every epoch and no early stopping, two ways:
 
 * naive: `model.fit(numpy, batch_size=32, validation_data=(numpy, numpy))`, one step per call;
-* ours: `tasks.runner.fit_network` with `plan_fit`: cached, shuffled, repeated, batched tf.data,
+* ours: the engine's `fit_network` with `plan_fit`: cached, shuffled, repeated, batched tf.data,
   batch 32 as well, with the image task's steps per execution (1: a whole epoch per call, the
   tables' default, was slower for the CNN: 20 epochs on digits 30-34 s vs 20-23 s).
 
@@ -35,8 +35,9 @@ from doc_section import write_section  # noqa: E402
 import zoo  # noqa: E402
 from datasets.images import ImageSplits, load_images  # noqa: E402
 from datasets.synthetic_images import generate_image_folder  # noqa: E402
-from tasks import image_classify, presets, runner  # noqa: E402
+from tasks import image_classify  # noqa: E402
 from tasks.config import TrainConfig  # noqa: E402
+from tasks.engine import presets, runner  # noqa: E402
 
 # The image task's setting (one step per call: looping whole epochs was slower for CNNs).
 STEPS_PER_EXECUTION = image_classify.default_config().train.steps_per_execution

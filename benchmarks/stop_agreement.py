@@ -1,6 +1,6 @@
 """What the multi-worker loop's agreement on stopping costs (docs/distributed.md, "Preemption").
 
-`tasks.distributed_fit` runs an epoch as calls of `STOP_CHECK_STEPS` steps and, between two, all-
+`distributed_fit` runs an epoch as calls of `STOP_CHECK_STEPS` steps and, between two, all-
 reduces the signals each task received, so that all tasks stop at the same step. This starts two
 workers on localhost and times, on each, (a) that agreement alone, and (b) one epoch of a small
 network's training steps run as one call into TensorFlow against calls of `STOP_CHECK_STEPS`
@@ -29,7 +29,7 @@ def worker(steps: int, repeats: int) -> dict[str, float]:
     import numpy as np
     import tensorflow as tf
 
-    from tasks import distributed_fit
+    from tasks.engine import distributed_fit
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     with strategy.scope():

@@ -43,9 +43,9 @@ from sklearn.metrics import accuracy_score  # noqa: E402
 import zoo  # noqa: E402
 from datasets.registry import load_configured  # noqa: E402
 from datasets.tabular import encode_labels, features_from_frame  # noqa: E402
-from tasks import presets, runner, tuning  # noqa: E402
 from tasks.binary_classify import default_config  # noqa: E402
 from tasks.cli import config_from_args  # noqa: E402
+from tasks.engine import presets, runner, tuning  # noqa: E402
 
 MAX_EPOCHS = 50
 

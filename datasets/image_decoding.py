@@ -71,7 +71,7 @@ def _native_logs_set_aside() -> AbstractContextManager:
     2, where the loader's one-line error already says which file and why. The CLI's handling of
     native logging applies: `--verbose` shows them.
     """
-    from tasks import native_logs
+    from tasks.engine import native_logs
 
     return native_logs.set_aside()
 

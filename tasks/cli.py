@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from datasets.errors import InputError
-from tasks import interrupt, native_logs
 from tasks.config import (
     DEFAULT_EXPORTS,
     EXPORT_FORMATS,
@@ -26,6 +25,7 @@ from tasks.config import (
     parse_value,
     validate,
 )
+from tasks.engine import interrupt, native_logs
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -300,7 +300,7 @@ def main(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None = 
         0 on success, 2 for bad input, 1 when an export fails (conversion or parity check)
         or the run's files cannot be written (a full disk: `run_guard.RunWriteError`),
         128 + the signal's number when SIGTERM (143) or SIGINT (130) stopped it
-        (`tasks.interrupt`).
+        (`tasks.engine.interrupt`).
     """
     try:
         # SIGTERM / SIGINT, from the start: a backup if training, one line, 143 / 130.
@@ -320,14 +320,14 @@ def _run(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None,
     if config.runtime.strategy != "default":
         # Before any TensorFlow op (streamed or image data start its runtime): a cluster's
         # collective ops and the CPU's logical devices can only be set up then.
-        from tasks import distribute
+        from tasks.engine import distribute
 
         distribute.get_strategy(config.runtime.strategy, search=config.tune.enabled)
     # Data problems are found before TensorFlow loads, so they are reported in a second.
     from datasets.registry import load_configured
 
     splits = load_configured(config.data, config.problem, config.runtime.seed, config.inputs)
-    from tasks import export, run_guard, runner
+    from tasks.engine import export, run_guard, runner
 
     try:
         runner.run(config, splits)

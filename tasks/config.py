@@ -19,7 +19,7 @@ from datasets.errors import InputError
 from datasets.limits import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_MEMORY_FRACTION
 from datasets.tabular import streams
 
-# Export format -> artifact path in the run directory (see tasks/export.py).
+# Export format -> artifact path in the run directory (see tasks/engine/export.py).
 EXPORT_FORMATS = {
     "keras": "model.keras",
     "savedmodel": "export/saved_model",
@@ -156,7 +156,7 @@ class RuntimeConfig:
             variables and heads; on a CPU-only machine training stays float32, with a warning.
         backup_seconds: A fit backs itself up at the end of an epoch once this many seconds
             passed since its last backup (0: every epoch), so a killed run resumes having lost
-            at most about that much training (see tasks/resume.py).
+            at most about that much training (see tasks/engine/resume.py).
     """
 
     seed: int = 0

@@ -15,7 +15,7 @@ among them, are ignored and kept in the output), missing values are imputed, uns
 go to the out-of-vocabulary bucket. Images of any mode and size are converted and resized as in
 training. A run directory is untrusted input: its files must stay inside it, schema.json is
 checked, `.keras` files load in Keras safe mode, and each artifact must fit schema.json
-(`tasks.artifacts`). Every refusal is one `error:` line and exit code 2.
+(`tasks.engine.artifacts`). Every refusal is one `error:` line and exit code 2.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import pandas as pd
 from datasets.errors import InputError
 from datasets.image_preprocessing import INPUT_NAME, ImageSchema
 from datasets.tabular import TabularSchema, features_from_frame, read_csv
-from tasks import artifacts, native_logs
 from tasks.cli import VERBOSE_HELP, ArgumentParser
 from tasks.config import EXPORT_FORMATS
+from tasks.engine import artifacts, native_logs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(name: str, files: artifacts.RunFiles, features: dict[str, np.ndarray]) -> np.ndarray:
-    """Loads the artifact (checked, `tasks.artifacts`) and runs it on raw features."""
-    from tasks import inference  # TensorFlow loads only once the arguments are valid
+    """Loads the artifact (checked, `tasks.engine.artifacts`) and runs it on raw features."""
+    from tasks.engine import inference  # TensorFlow loads only once the arguments are valid
 
     return inference.outputs_of(name, artifacts.load_artifact(name, files), features)
 

@@ -223,7 +223,7 @@ def load_as_the_cli_does(task: str, argv: list[str]) -> None:
 
     from datasets.registry import load_configured
     from tasks.cli import config_from_args
-    from tasks.inputs import inputs_for
+    from tasks.engine.inputs import inputs_for
 
     module = importlib.import_module(f"tasks.{task}")
     config = config_from_args(module.default_config, argv, f"tasks.{task}", "")
@@ -320,7 +320,7 @@ def test_cli_on_generated_csvs_exits_0_or_2_with_one_line(document):
 def test_non_ascii_categories_reach_litert_as_utf8():
     # Found by running generated CSVs that load through the whole CLI with --export tflite: a
     # category such as "café" crashed the TFLite parity check (numpy's bytes_ cast is ASCII).
-    from tasks.inference import litert_inputs
+    from tasks.engine.inference import litert_inputs
 
     values = np.array([["café"], ["x"], ["🙂"]], dtype=object)
     assert litert_inputs({"colour": values})["colour"].tolist() == [

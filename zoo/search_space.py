@@ -1,7 +1,7 @@
 """Declarative search spaces: what a builder's hyperparameters may be, next to the builder.
 
 A space names each hyperparameter and its range; it imports no tuning library, so the zoo stays
-free of keras-tuner. `tasks.tuning` turns a space into keras-tuner hyperparameters, and names that
+free of keras-tuner. Its `tuning` turns a space into keras-tuner hyperparameters, and names that
 are training settings (`learning_rate`, `optimizer`, `batch_size`) set the fit, not the builder.
 
 Example:

@@ -15,9 +15,9 @@ import tensorflow as tf
 
 import zoo
 from datasets.errors import InputError
-from tasks import distribute, resume, runner
 from tasks.binary_classify import default_config
 from tasks.cli import config_from_args
+from tasks.engine import distribute, resume, runner
 from tests.tasks.test_cli_errors import assert_one_error_line, run_main
 
 
@@ -184,7 +184,7 @@ def test_mixed_precision_on_cpu_warns_and_keeps_float32(no_cluster, capsys):
 
 
 def test_the_replicas_loop_synchronizes_batch_norm_in_nested_models():
-    from tasks import distributed_fit
+    from tasks.engine import distributed_fit
 
     inner = zoo.build_model("cnn", problem="multiclass", num_classes=3, input_shape=(16, 16, 1),
                             batch_norm=True)

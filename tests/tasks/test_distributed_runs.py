@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import distribute, resume
 from tasks.binary_classify import main
+from tasks.engine import distribute, resume
 from tests.tasks.conftest import make_user_frame, read_metrics
 from tests.tasks.test_cli_errors import assert_one_error_line
 from tests.tasks.test_tuning_runs import ROOT, free_port, subprocess_env

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from datasets.synthetic_images import generate_image_folder
-from tasks import export, image_classify, inference, predict, report
+from tasks import image_classify, predict
 from tasks.config import EXPORT_FORMATS
+from tasks.engine import export, inference, report
 from tests.tasks.test_cli_errors import assert_one_error_line
 
 FAST = ["--epochs", "6", "--set", "train.early_stopping_patience=0", "--image-size", "16"]
@@ -182,7 +183,7 @@ def test_tune_searches_the_cnn_space_on_images(image_folder, tmp_path):
 def test_five_images_per_class_train_and_the_svm_baseline_still_calibrates(tmp_path):
     """4 training images per class: 5-fold calibration of the SVM baseline used to fail
     ("n_splits=5 cannot be greater than the number of members in each class")."""
-    from tasks import evaluation
+    from tasks.engine import evaluation
 
     few = generate_image_folder(tmp_path / "few", classes=3, per_class=5, size=16, seed=3)
     rest = generate_image_folder(tmp_path / "rest", classes=3, per_class=4, size=16, seed=4)

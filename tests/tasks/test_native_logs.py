@@ -11,7 +11,7 @@ import os
 import pandas as pd
 import pytest
 
-from tasks import native_logs
+from tasks.engine import native_logs
 from tests.helpers import assert_cli_error, run_cli
 
 FORCED = {"TF_ENABLE_ONEDNN_OPTS": "1"}

@@ -25,10 +25,10 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tasks import distribute, distributed_fit, interrupt, resume
 from tasks.binary_classify import main
-from tasks.callbacks import standard_callbacks
 from tasks.config import TrainConfig
+from tasks.engine import distribute, distributed_fit, interrupt, resume
+from tasks.engine.callbacks import standard_callbacks
 from tests.tasks.test_tampered_state import epochs_done
 from tests.tasks.test_tuning_runs import ROOT, completed, free_port, printed_trials, subprocess_env
 

@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from tasks import presets
-from tasks.callbacks import standard_callbacks
 from tasks.config import OPTIMIZERS, TrainConfig
+from tasks.engine import presets
+from tasks.engine.callbacks import standard_callbacks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,8 +99,8 @@ def test_only_the_runner_compiles_and_fits_and_only_export_exports():
             for method in callers:
                 if re.search(rf"\.{method}\(", text):
                     callers[method].add(path.relative_to(ROOT).as_posix())
-    assert callers["compile"] == {"tasks/runner.py"}
-    assert callers["fit"] == {"tasks/runner.py"}
+    assert callers["compile"] == {"tasks/engine/runner.py"}
+    assert callers["fit"] == {"tasks/engine/runner.py"}
     # Artifacts are written by Keras's ExportArchive and TensorFlow's converter, in one module.
     assert callers["export"] | callers["write_out"] | callers["from_saved_model"] == {
-        "tasks/export.py"}
+        "tasks/engine/export.py"}

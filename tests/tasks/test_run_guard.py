@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import run_guard
 from tasks.binary_classify import main
+from tasks.engine import run_guard
 from tests.helpers import ROOT, assert_cli_error, run_cli
 from tests.tasks.conftest import FAST
 from tests.tasks.test_cli_errors import assert_one_error_line

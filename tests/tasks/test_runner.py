@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from datasets.registry import load_tabular
 from datasets.tabular import features_from_frame
-from tasks import export, inference
 from tasks.binary_classify import main
 from tasks.config import EXPORT_FORMATS, ExportConfig
+from tasks.engine import export, inference
 from tests.tasks.conftest import FAST, read_metrics
 
 BINARY_METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
@@ -267,7 +267,7 @@ def test_run_card_records_versions_seed_and_hashes(trained_run, user_csv):
 
 
 def test_named_data_fingerprint_is_stable():
-    from tasks.run_card import data_fingerprint
+    from tasks.engine.run_card import data_fingerprint
 
     first = data_fingerprint("breast_cancer", "binary")
     assert first == data_fingerprint("breast_cancer", "binary")

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import resume, state_files
 from tasks.binary_classify import main
+from tasks.engine import resume, state_files
 from tests.tasks.test_cli_errors import assert_one_error_line, run_main
 from tests.tasks.test_tuning_runs import completed
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks import runner
 from tasks.binary_classify import default_config
 from tasks.config import DEFAULT_EXPORTS
+from tasks.engine import runner
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from datasets.synthetic_images import generate_image_folder
-from tasks import image_classify, inference, predict, transfer_learning
+from tasks import image_classify, predict, transfer_learning
+from tasks.engine import inference
 from tests.tasks.test_cli_errors import assert_one_error_line
 from tests.zoo.test_applications import network_is_reachable
 

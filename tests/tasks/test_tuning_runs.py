@@ -19,8 +19,8 @@ import pytest
 from datasets.preprocessing import TabularPreprocessor
 from datasets.registry import load_tabular
 from datasets.tabular import features_from_frame
-from tasks import evaluation, runner
 from tasks.binary_classify import main
+from tasks.engine import evaluation, runner
 from tests.tasks.conftest import read_metrics
 from tests.tasks.test_cli_errors import assert_one_error_line, run_main
 

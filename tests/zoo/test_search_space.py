@@ -9,7 +9,7 @@ import zoo
 from tests.zoo.test_registry import EXAMPLE_INPUTS
 from zoo.search_space import Choice, Derived, Float, Int, SearchSpace, funnel
 
-# Hyperparameters that set training, not the builder (see tasks.tuning.TRAIN_SETTINGS).
+# Hyperparameters that set training, not the builder (see tasks.engine.tuning.TRAIN_SETTINGS).
 TRAINING = {"learning_rate", "optimizer", "batch_size"}
 
 

@@ -81,7 +81,7 @@ def load_tflite(model: str | Path | bytes) -> Any:
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    from tasks import native_logs
+    from tasks.engine import native_logs
 
     with native_logs.set_aside():
         if isinstance(model, bytes):

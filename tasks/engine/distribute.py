@@ -1,6 +1,6 @@
 """Choosing a `tf.distribute` strategy, mixed precision, and the roles of a multi-worker cluster.
 
-Model building and compiling happen inside `strategy.scope()` (see `tasks.runner`). The global
+Model building and compiling happen inside `strategy.scope()` (see `runner`). The global
 batch is the per-replica batch (`--batch-size`) times the replicas. The learning rate is used as
 given: when N replicas make the global batch N times larger, the usual starting point is the
 linear scaling rule (N times the single-device rate, with a few epochs of warm-up when N is
@@ -14,7 +14,7 @@ Strategies (`--strategy`):
   (`ZOO_CPU_DEVICES=N` splits the CPU into N, which is how the tests run two replicas).
 - `multi_worker`: `MultiWorkerMirroredStrategy` over the cluster in `TF_CONFIG`. Every task runs
   the same command; Keras 3's `model.fit` fails under this strategy (keras#20585), so
-  `tasks.distributed_fit` trains with its own step. Only the chief writes the run directory.
+  `tasks.engine.distributed_fit` trains with its own step. Only the chief writes the run directory.
 - `tpu`: `TPUStrategy` through `TPUClusterResolver` (`TPU_NAME`, or a TPU attached to this VM).
 - `auto`: a TPU when one is named or attached and answers; else the `TF_CONFIG` cluster when it
   has more than one task; else `mirrored` over more than one GPU; else `default`.
@@ -38,8 +38,8 @@ import tensorflow as tf
 from tensorflow.python.eager import context
 
 from datasets.errors import InputError
-from tasks import interrupt
 from tasks.config import TUNE_MULTI_WORKER
+from tasks.engine import interrupt
 
 CPU_DEVICES_ENV = "ZOO_CPU_DEVICES"
 TPU_TIMEOUT_ENV = "ZOO_TPU_TIMEOUT"
@@ -269,7 +269,7 @@ def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
 
 
 def needs_own_loop(strategy: tf.distribute.Strategy) -> bool:
-    """Whether `strategy` trains in `tasks.distributed_fit` instead of Keras's `model.fit`.
+    """Whether `strategy` trains in `tasks.engine.distributed_fit` instead of Keras's `model.fit`.
 
     Keras 3's `fit` fails under MultiWorkerMirroredStrategy (keras#20585), and under a
     MirroredStrategy of more than one replica it fails too on this stack: with more than one
@@ -399,7 +399,7 @@ def leave_cluster(strategy: tf.distribute.Strategy) -> Iterator[None]:
         yield
     except BaseException as error:
         if isinstance(error, interrupt.Interrupted) and error.agreed:
-            # Every task stopped at the same step (`tasks.distributed_fit`): none failed, so
+            # Every task stopped at the same step (`tasks.engine.distributed_fit`): none failed, so
             # they leave together, as on success, instead of aborting the cluster.
             try:
                 coordination.wait_at_barrier("zoo_run_stopped", STOP_BARRIER_SECONDS * 1000)

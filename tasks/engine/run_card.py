@@ -109,7 +109,7 @@ def build_run_card(config: dict[str, Any], problem: str, run_dir: Path,
 
 
 def _parity(result: dict[str, Any], settings: ExportConfig) -> dict[str, Any]:
-    """An artifact's parity result and the thresholds it was judged by (see tasks/export.py)."""
+    """An artifact's parity result and the thresholds it was judged by (see `export.py`)."""
     parity = {key: result[key] for key in ("max_abs_diff", "max_scaled_diff", "label_agreement",
                                            "metric", "passed") if key in result}
     if result["precision"] == "float32":

@@ -1,6 +1,6 @@
 """What the runner needs to know about a task's kind of input: tables or images.
 
-The runner (tasks/runner.py) is one path for every task; the few steps that depend on the kind
+The runner (`runner.py`) is one path for every task; the few steps that depend on the kind
 of input are methods here:
 
 * raw features of a split: `{column: values}` from the CSV, or `{"image": uint8 (N, H, W, C)}`;
@@ -27,8 +27,8 @@ from datasets.image_preprocessing import INPUT_NAME, ImagePreprocessor, ImageSch
 from datasets.preprocessing import TabularPreprocessor
 from datasets.streaming import StreamingSplits, TrainingStream
 from datasets.tabular import TabularSplits, encode_labels, features_from_frame
-from tasks import evaluation, report
-from tasks.presets import ProblemPreset
+from tasks.engine import evaluation, report
+from tasks.engine.presets import ProblemPreset
 
 SPLITS = ("train", "validation", "test")
 

@@ -18,16 +18,16 @@ builders, compile presets, datasets and callbacks. The loop itself:
   numbers to the callbacks and makes the same early-stopping and learning-rate decisions;
 - runs the standard callbacks through a `keras.callbacks.CallbackList`;
 - with a backup folder, saves a `tf.train.Checkpoint` (model and optimizer) and the callbacks'
-  state (`tasks.resume.TrainingState`) at the end of an epoch, at most every `backup_seconds`
+  state (`tasks.engine.resume.TrainingState`) at the end of an epoch, at most every `backup_seconds`
   (all tasks decide together). Each task keeps its own copies, so resuming needs no shared
   disk: on restart the tasks agree on the latest backup they all saved;
-- stops on SIGTERM or SIGINT (`tasks.interrupt`) to any one task, with a backup on every task.
+- stops on SIGTERM or SIGINT (`interrupt`) to any one task, with a backup on every task.
   The tasks must stop at the same step, so they agree on it: every `STOP_CHECK_STEPS` steps
   within an epoch (the epoch runs as several calls into TensorFlow, and an all-reduce of the
   signals received sits between two), and at each epoch end, in the all-reduce of the logs that
   is there anyway. Stopped mid-epoch, the backup holds the weights after the last step run, the
   callbacks' state and history of the epochs done (the epoch reruns in full on resume, as in
-  `tasks.resume`). A checkpoint is numbered `2 * epochs done`, `+ 1` for a mid-epoch one.
+  `tasks.engine.resume`). A checkpoint is numbered `2 * epochs done`, `+ 1` for a mid-epoch one.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tasks import distribute, interrupt, resume, state_files
+from tasks.engine import distribute, interrupt, resume, state_files
 
 CHECKPOINT = "ckpt"
 MEAN = tf.distribute.ReduceOp.MEAN
@@ -69,10 +69,10 @@ def fit(network: keras.Model, train_data: tf.data.Dataset,
         validation_data: Validation batches, or None.
         steps_per_epoch: Global batches per epoch.
         epochs: Most epochs.
-        callbacks: The standard callbacks (`tasks.callbacks.standard_callbacks`).
+        callbacks: The standard callbacks (`tasks.engine.callbacks.standard_callbacks`).
         history: The CSVLogger's file.
         backup: Where and how often to save the training state, and to resume from
-            (`tasks.resume.open_backup`).
+            (`tasks.engine.resume.open_backup`).
         dataset_fn: Streamed data (`datasets.streaming.TrainingStream.dataset_fn`): each worker
             reads its own share of the shards through it, instead of every worker reading
             `train_data` whole and keeping its part of each batch.

@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tasks import inference
+from tasks.engine import inference
 
 BATCH_ROWS = 256
 BUDGET_SECONDS = 0.1

@@ -38,7 +38,8 @@ from datasets.errors import InputError
 from datasets.registry import load_configured
 from datasets.streaming import TrainingStream
 from tasks import config as config_module
-from tasks import (
+from tasks.config import TaskConfig, TrainConfig
+from tasks.engine import (
     distribute,
     distributed_fit,
     export,
@@ -53,9 +54,8 @@ from tasks import (
     state_files,
     tuning,
 )
-from tasks.callbacks import standard_callbacks
-from tasks.config import TaskConfig, TrainConfig
-from tasks.inputs import ImageInputs, StreamedTableInputs, TableInputs, inputs_for
+from tasks.engine.callbacks import standard_callbacks
+from tasks.engine.inputs import ImageInputs, StreamedTableInputs, TableInputs, inputs_for
 
 SPLITS = ("train", "validation", "test")
 SEARCH_SPLITS = ("train", "validation")
@@ -179,7 +179,7 @@ def fit_network(network: keras.Model, x: dict[str, np.ndarray], y: dict[str, np.
 
     Without a `"validation"` entry (a refit on train + validation) nothing is validated, so the
     train settings should turn early stopping and learning-rate reduction off. A network
-    compiled under a strategy with several replicas trains in `tasks.distributed_fit` (Keras 3's
+    compiled under a strategy with several replicas trains in `distributed_fit` (Keras 3's
     `fit` fails there, see `distribute.needs_own_loop`), with the same data and callbacks.
 
     Args:

@@ -7,7 +7,7 @@ state). It holds:
 - the model's weights and the optimizer's variables (its step count and learning rate) and the
   number of epochs done: Keras's `BackupAndRestore` (`latest.weights.h5`,
   `training_metadata.json`, and the previous backup's as `.bkp`), or in a multi-worker run a
-  `tf.train.Checkpoint` (`ckpt-<epoch>.*`, see `tasks.distributed_fit`);
+  `tf.train.Checkpoint` (`ckpt-<epoch>.*`, see `tasks.engine.distributed_fit`);
 - what `BackupAndRestore` leaves out, saved by `TrainingState` in `state-<epoch>.json`:
   EarlyStopping's best value, patience count and best epoch (its best weights in
   `best-<epoch>.npz`), ReduceLROnPlateau's best value, patience and cooldown counts, and
@@ -22,7 +22,7 @@ The state of an epoch is written before its weights, and the last two states are
 between the two writes still leaves a matching pair. A resumed fit is not bit-for-bit the
 uninterrupted one: the shuffling and dropout draws start over from the seed.
 
-SIGTERM or SIGINT during the fit (`tasks.interrupt`) saves a backup at once, whatever
+SIGTERM or SIGINT during the fit (`tasks.engine.interrupt`) saves a backup at once, whatever
 `backup_seconds` says: before the next call into TensorFlow (a mid-epoch backup, as Keras's own
 `BackupAndRestore(save_freq=N)` makes: the weights and optimizer after the last finished step,
 the callbacks' state and history of the epochs done; the interrupted epoch then runs again in
@@ -31,7 +31,7 @@ full), or at the end of an epoch when the signal came during its validation. The
 history.csv, and epoch N starts from its first batch.
 
 When the fit finishes the backup is deleted; a finished run is not resumed, it is run again.
-Everything read back is checked first (`tasks.state_files`): a damaged or altered backup stops
+Everything read back is checked first (`state_files`): a damaged or altered backup stops
 the run with one `error:` line, and no backup file can run code.
 """
 
@@ -49,8 +49,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from tasks import interrupt, state_files
 from tasks.config import TaskConfig
+from tasks.engine import interrupt, state_files
 
 BACKUP_DIR = "backup"
 FINGERPRINT = "fingerprint.json"
@@ -316,7 +316,7 @@ def keras_backup(backup: Backup, network: keras.Model,
     starts over). Restores history.csv.
 
     Raises:
-        InputError: A backup file was damaged or altered (`tasks.state_files`).
+        InputError: A backup file was damaged or altered (`state_files`).
 
     Returns:
         The callback, to go after the standard callbacks.

@@ -206,7 +206,7 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 
 
 def export_section(metrics: dict[str, Any], settings: dict[str, Any]) -> list[str]:
-    """The report's lines on exported artifacts: parity, size and speed (see tasks/export.py)."""
+    """The report's lines on exported artifacts: parity, size and speed (see `export.py`)."""
     exports = metrics["exports"]
     if not exports:
         return ["## Exports", "(none requested)", ""]

@@ -60,8 +60,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tasks import inference, latency, native_logs
 from tasks.config import EXPORT_FORMATS, ExportConfig
+from tasks.engine import inference, latency, native_logs
 
 FLOAT_FORMATS = ("keras", "savedmodel", "tflite")
 REDUCED_FORMATS = ("tflite_float16", "tflite_dynamic_int8", "tflite_int8")
@@ -127,7 +127,7 @@ def export_all(full: keras.Model, inputs: ExportInputs, run_dir: Path,
         order of `EXPORT_FORMATS`, paths relative to `run_dir`; reduced-precision formats add
         `label_agreement` (classification) and `metric` (the headline score of Keras and of
         the artifact, and the drop); with `settings.latency`, each has `latency` (see
-        `tasks.latency`).
+        `tasks.engine.latency`).
 
     Raises:
         ExportError: If a conversion fails (e.g. the model needs ops LiteRT lacks).

@@ -6,7 +6,7 @@ Cloud VMs, Kubernetes and batch schedulers send SIGTERM some seconds before they
 - While a run trains (`training()`: around `model.fit`, the multi-replica loop and a search),
   the handler only records the signal. The training code looks at `received()` at safe points:
   before each call into TensorFlow in `model.fit` (`resume.BackupAndRestore`,
-  `resume.StopOnSignal`), between chunks of steps in `tasks.distributed_fit`, before each trial
+  `resume.StopOnSignal`), between chunks of steps in `distributed_fit`, before each trial
   of a search. There it saves a backup at once and raises `Interrupted`.
 - Outside training (preprocessing, evaluating, exporting) there is nothing to save, so the
   handler raises `Interrupted` at once, as Python's own SIGINT handler raises KeyboardInterrupt.
@@ -44,7 +44,7 @@ class Interrupted(BaseException):
         during: When it stopped, e.g. "during epoch 7 of 50".
         saved: What the next run resumes from, e.g. "backup saved in runs/x.partial/backup".
         elsewhere: The signal was sent to another task of the cluster, not to this process.
-        agreed: Every task of the cluster stops here too (`tasks.distributed_fit` agreed on
+        agreed: Every task of the cluster stops here too (`tasks.engine.distributed_fit` agreed on
             it), so they leave the cluster together instead of aborting it.
     """
 

@@ -33,8 +33,8 @@ from datasets.errors import InputError
 from datasets.image_preprocessing import ImageSchema
 from datasets.tabular import TabularSchema
 from tasks.config import EXPORT_FORMATS
-from tasks.run_schema import RESTORE_HINT, expected_signature, read_schema
-from tasks.savedmodel_ops import unsafe_ops
+from tasks.engine.run_schema import RESTORE_HINT, expected_signature, read_schema
+from tasks.engine.savedmodel_ops import unsafe_ops
 
 SCHEMA_FILE = "schema.json"
 @dataclass
@@ -195,13 +195,13 @@ def load_artifact(name: str, files: RunFiles) -> Any:
     """Loads the run's artifact of format `name` by its own runtime, checked against the schema.
 
     Returns:
-        What `tasks.inference.outputs_of(name, ...)` runs.
+        What `tasks.engine.inference.outputs_of(name, ...)` runs.
 
     Raises:
         InputError: One line naming the file: it cannot be loaded, safe mode refused it, its
             graph holds unsafe ops, or it does not fit the run's schema.json.
     """
-    from tasks import inference, native_logs
+    from tasks.engine import inference, native_logs
     from zoo.loading import load_keras_file, short_reason
 
     if name == "keras":

@@ -30,7 +30,7 @@ def read_schema(path: Path) -> TabularSchema | ImageSchema:
     """Reads and checks a run's `schema.json`: what the model expects.
 
     Args:
-        path: The file, already resolved inside its run directory (`tasks.artifacts`).
+        path: The file, already resolved inside its run directory (`tasks.engine.artifacts`).
 
     Raises:
         InputError: The file is not a regular file, too large, not JSON, or not a schema this

@@ -9,8 +9,8 @@ split only. The search never sees the test split. See docs/tuning.md.
 The tuner state lives in `<run-dir>/tuner/`: `fingerprint.json` (the settings the search was
 started with) and keras-tuner's project folder `search/` (oracle state, one `trial.json` per
 trial). Re-running the same command resumes it; other settings against it are an error, and so
-is a folder whose files were damaged or altered (checked by `tasks.state_files` and a trial
-reload before anything is written). SIGTERM or SIGINT stops the search (`tasks.interrupt`):
+is a folder whose files were damaged or altered (checked by `tasks.engine.state_files` and a trial
+reload before anything is written). SIGTERM or SIGINT stops the search (`tasks.engine.interrupt`):
 finished trials are kept, the running one runs again on resume.
 
 Distributed tuning is keras-tuner's chief/worker mode, driven by its environment variables
@@ -46,8 +46,8 @@ from tensorflow.python.framework import ops as tf_ops
 import zoo
 from datasets.errors import InputError
 from tasks import config as config_module
-from tasks import interrupt, state_files
 from tasks.config import TaskConfig, TrainConfig
+from tasks.engine import interrupt, state_files
 from zoo.search_space import Choice, Float, Int, Range, SearchSpace
 
 # The score each trial minimizes: the problem's loss (cross-entropy, or the regression loss on the
