@@ -1,4 +1,4 @@
-"""The shared command line of every task: flags -> `TaskConfig` -> `runner.run`.
+"""The shared command line of every task: flags -> `TaskConfig` -> `pipeline.run`.
 
 Errors in the user's input end the process with exit code 2 and one line `error: ...` on stderr
 (no traceback); an export that fails its parity check exits with 1.
@@ -16,12 +16,15 @@ from datasets.errors import InputError
 from tasks.config import (
     DEFAULT_EXPORTS,
     EXPORT_FORMATS,
+    NAMED_SETTINGS,
     OPTIMIZERS,
+    SEARCH_FLAGS,
     STRATEGIES,
     TUNERS,
     TaskConfig,
     apply_mapping,
     apply_override,
+    explicit_settings,
     parse_value,
     validate,
 )
@@ -148,28 +151,6 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
 VERBOSE_HELP = ("also show TensorFlow's and LiteRT's own start-up and C++ logging (hidden by "
                 "default; TF_CPP_MIN_LOG_LEVEL=0 or 1 in the environment shows it too)")
 
-FLAG_SETTINGS = {
-    "data": "data.data", "target": "data.target", "test_data": "data.test_data",
-    "positive_label": "data.positive_label", "model": "model.name", "epochs": "train.epochs",
-    "batch_size": "train.batch_size", "learning_rate": "train.learning_rate",
-    "optimizer": "train.optimizer", "seed": "runtime.seed", "strategy": "runtime.strategy",
-    "run_dir": "runtime.run_dir", "trials": "tune.trials", "tuner": "tune.tuner",
-    "max_epochs": "tune.max_epochs", "backbone": "model.backbone",
-    "fine_tune_layers": "train.fine_tune_layers", "fine_tune_epochs": "train.fine_tune_epochs",
-}
-SEARCH_FLAGS = ("trials", "tuner", "max_epochs", "overwrite")
-
-
-def _explicit_settings(key: str, value: object) -> list[str]:
-    """The `model.NAME` / `train.NAME` settings an override sets; a search keeps them fixed."""
-    if key == "model.params" and isinstance(value, dict):
-        return [f"model.{name}" for name in value]
-    section, _, name = key.partition(".")
-    if section == "model" and name not in ("name", "params"):
-        return [f"model.{name.removeprefix('params.')}"]
-    return [key] if section == "train" else []
-
-
 def parse_image_size(text: str) -> list[int]:
     """`"64"` -> [64, 64]; `"48x64"` -> [48, 64] (height x width).
 
@@ -239,11 +220,11 @@ def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[st
             raise InputError(f"config file '{path}' should hold a JSON object of settings.")
         apply_mapping(config, mapping, source=str(path))
     explicit: list[str] = []
-    for flag, key in FLAG_SETTINGS.items():
+    for flag, key in NAMED_SETTINGS.items():
         value = getattr(args, flag, None)
         if value is not None:
             apply_override(config, key, value)
-            explicit += _explicit_settings(key, value)
+            explicit += explicit_settings(key, value)
     if getattr(args, "weights", None) is not None:
         apply_override(config, "model.weights", weights_setting(args.weights))
     if getattr(args, "image_size", None):
@@ -270,7 +251,7 @@ def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[st
                              f"Received: --set {item}")
         key, value = key.strip(), parse_value(value.strip())
         apply_override(config, key, value)
-        explicit += _explicit_settings(key, value)
+        explicit += explicit_settings(key, value)
     if args.tune:
         config.tune.enabled = True
     if args.overwrite:
@@ -317,21 +298,13 @@ def _run(default_config: Callable[[], TaskConfig], argv: Sequence[str] | None,
          description: str) -> int:
     config = config_from_args(default_config, argv, f"tasks.{default_config().task}",
                               description)
-    if config.runtime.strategy != "default":
-        # Before any TensorFlow op (streamed or image data start its runtime): a cluster's
-        # collective ops and the CPU's logical devices can only be set up then.
-        from tasks.engine import distribute
-
-        distribute.get_strategy(config.runtime.strategy, search=config.tune.enabled)
-    # Data problems are found before TensorFlow loads, so they are reported in a second.
-    from datasets.registry import load_configured
-
-    splits = load_configured(config.data, config.problem, config.runtime.seed, config.inputs)
-    from tasks.engine import export, run_guard, runner
+    from tasks import api
+    from tasks.engine.parity import ExportError
+    from tasks.engine.run_guard import RunWriteError
 
     try:
-        runner.run(config, splits)
-    except (export.ExportError, run_guard.RunWriteError) as error:
+        api.run_config(config)
+    except (ExportError, RunWriteError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -418,3 +418,26 @@ def validate(config: TaskConfig) -> None:
     if unknown:
         raise InputError(f"unknown export format {', '.join(unknown)}. --export takes a comma "
                          f"list of {', '.join(EXPORT_FORMATS)}, or all, or none.")
+
+
+# The named settings (CLI flags, `tasks.run` keywords) and the configuration key each sets.
+NAMED_SETTINGS = {
+    "data": "data.data", "target": "data.target", "test_data": "data.test_data",
+    "positive_label": "data.positive_label", "model": "model.name", "epochs": "train.epochs",
+    "batch_size": "train.batch_size", "learning_rate": "train.learning_rate",
+    "optimizer": "train.optimizer", "seed": "runtime.seed", "strategy": "runtime.strategy",
+    "run_dir": "runtime.run_dir", "trials": "tune.trials", "tuner": "tune.tuner",
+    "max_epochs": "tune.max_epochs", "backbone": "model.backbone",
+    "fine_tune_layers": "train.fine_tune_layers", "fine_tune_epochs": "train.fine_tune_epochs",
+}
+SEARCH_FLAGS = ("trials", "tuner", "max_epochs", "overwrite")
+
+
+def explicit_settings(key: str, value: object) -> list[str]:
+    """The `model.NAME` / `train.NAME` settings an override sets; a search keeps them fixed."""
+    if key == "model.params" and isinstance(value, dict):
+        return [f"model.{name}" for name in value]
+    section, _, name = key.partition(".")
+    if section == "model" and name not in ("name", "params"):
+        return [f"model.{name.removeprefix('params.')}"]
+    return [key] if section == "train" else []

@@ -24,6 +24,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,16 +78,44 @@ def predict_frame(frame: pd.DataFrame, files: artifacts.RunFiles, artifact: str,
     return with_predictions(frame, schema, _run(artifact, files, features))
 
 
-def predict_images(spec: str, files: artifacts.RunFiles, artifact: str) -> pd.DataFrame:
-    """Runs one artifact of an image task on image files; one row per file."""
+def predict_images(spec: str | Sequence[str | Path], files: artifacts.RunFiles,
+                   artifact: str) -> pd.DataFrame:
+    """Runs one artifact of an image task on image files; one row per file.
+
+    Args:
+        spec: A file, a folder, a glob pattern, or a list of image paths.
+        files: The run's checked files (`artifacts.locate`).
+        artifact: The export format to run.
+    """
     from datasets.images import image_files, read_images
 
     schema = files.schema
-    paths = image_files(spec)
+    paths = (image_files(spec) if isinstance(spec, str | Path)
+             else [Path(path) for path in spec])
     images = read_images(paths, tuple(schema.image_size), schema.channels)
     outputs = _run(artifact, files, {INPUT_NAME: images})
     return with_predictions(pd.DataFrame({"file": [str(path) for path in paths]}), schema,
                             outputs)
+
+
+def predict(run_dir: str | Path, data: Any, artifact: str = "keras") -> pd.DataFrame:
+    """Predictions of one artifact of a run, from Python (`tasks.RunResult.predict`).
+
+    Args:
+        run_dir: A finished run directory (checked as untrusted input, as by the CLI).
+        data: Table runs: a DataFrame or a CSV path. Image runs: an image file, a folder, a
+            glob pattern, or a list of image paths.
+        artifact: The export format to run (`config.EXPORT_FORMATS`).
+
+    Raises:
+        InputError: A bad run directory, artifact or data.
+    """
+    files = artifacts.locate(Path(run_dir), None, artifact)
+    if isinstance(files.schema, ImageSchema):
+        return predict_images(data, files, artifact)
+    if isinstance(data, pd.DataFrame):
+        return predict_frame(data, files, artifact, source="the DataFrame")
+    return predict_frame(read_csv(data), files, artifact, source=Path(data).name)
 
 
 def with_predictions(frame: pd.DataFrame, schema: TabularSchema | ImageSchema,

@@ -1,6 +1,6 @@
 """Choosing a `tf.distribute` strategy, mixed precision, and the roles of a multi-worker cluster.
 
-Model building and compiling happen inside `strategy.scope()` (see `runner`). The global
+Model building and compiling happen inside `strategy.scope()` (see `fitting`). The global
 batch is the per-replica batch (`--batch-size`) times the replicas. The learning rate is used as
 given: when N replicas make the global batch N times larger, the usual starting point is the
 linear scaling rule (N times the single-device rate, with a few epochs of warm-up when N is

@@ -65,7 +65,7 @@ def fit(network: keras.Model, train_data: tf.data.Dataset,
 
     Args:
         network: Built and compiled inside `strategy.scope()`.
-        train_data: Global batches, repeated (as `runner._datasets` makes them).
+        train_data: Global batches, repeated (as `training._datasets` makes them).
         validation_data: Validation batches, or None.
         steps_per_epoch: Global batches per epoch.
         epochs: Most epochs.

@@ -1,6 +1,6 @@
 """What the runner needs to know about a task's kind of input: tables or images.
 
-The runner (`runner.py`) is one path for every task; the few steps that depend on the kind
+The engine (`pipeline.py`) is one path for every task; the few steps that depend on the kind
 of input are methods here:
 
 * raw features of a split: `{column: values}` from the CSV, or `{"image": uint8 (N, H, W, C)}`;
@@ -27,7 +27,7 @@ from datasets.image_preprocessing import INPUT_NAME, ImagePreprocessor, ImageSch
 from datasets.preprocessing import TabularPreprocessor
 from datasets.streaming import StreamingSplits, TrainingStream
 from datasets.tabular import TabularSplits, encode_labels, features_from_frame
-from tasks.engine import evaluation, report
+from tasks.engine import evaluation, plots
 from tasks.engine.presets import ProblemPreset
 
 SPLITS = ("train", "validation", "test")
@@ -222,7 +222,7 @@ class ImageInputs:
 
     def extra_plots(self, output: np.ndarray, predicted: np.ndarray, plot_dir: Path) -> list[str]:
         """A grid of misclassified test images."""
-        drawn = report.plot_misclassified(self.features["test"][INPUT_NAME], self.ids["test"],
+        drawn = plots.plot_misclassified(self.features["test"][INPUT_NAME], self.ids["test"],
                                           predicted, output, self.schema.labels,
                                           plot_dir / "misclassified.png")
         return ["plots/misclassified.png"] if drawn else []

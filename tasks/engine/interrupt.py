@@ -5,12 +5,12 @@ Cloud VMs, Kubernetes and batch schedulers send SIGTERM some seconds before they
 
 - While a run trains (`training()`: around `model.fit`, the multi-replica loop and a search),
   the handler only records the signal. The training code looks at `received()` at safe points:
-  before each call into TensorFlow in `model.fit` (`resume.BackupAndRestore`,
-  `resume.StopOnSignal`), between chunks of steps in `distributed_fit`, before each trial
+  before each call into TensorFlow in `model.fit` (`keras_backup.BackupAndRestore`,
+  `keras_backup.StopOnSignal`), between chunks of steps in `distributed_fit`, before each trial
   of a search. There it saves a backup at once and raises `Interrupted`.
 - Outside training (preprocessing, evaluating, exporting) there is nothing to save, so the
   handler raises `Interrupted` at once, as Python's own SIGINT handler raises KeyboardInterrupt.
-  The CLI installs it around `runner.run` (`handling()`); without the CLI, only the training
+  The CLI installs it around `pipeline.run` (`handling()`); without the CLI, only the training
   blocks catch signals.
 - The CLI prints the exception as one line on stderr and exits with 128 + the signal's number,
   the shell's convention for a process ended by a signal: 143 for SIGTERM, 130 for SIGINT.
@@ -124,7 +124,7 @@ def handling() -> Iterator[None]:
 
     Example:
         >>> with handling():
-        ...     runner.run(config)
+        ...     pipeline.run(config)
     """
     with _installed():
         yield

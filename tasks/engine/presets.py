@@ -36,7 +36,7 @@ class ProblemPreset:
         losses: Loss names `train.loss` may choose; the first is the default.
         standardize_target: Train on `(y - mean) / std` of the training targets; the exported
             model rescales its output back to the target's units.
-        plots: Test-split plots in `tasks.engine.report.TEST_PLOTS` to draw for this problem.
+        plots: Test-split plots in `tasks.engine.plots.TEST_PLOTS` to draw for this problem.
         per_class: `(y_true, output, labels) -> rows` of per-class test scores, if any.
         classifies: Outputs are class probabilities. Reduced-precision exports are then judged
             by label agreement and the headline's drop in its own units (accuracy points);

@@ -1,7 +1,7 @@
 """Fault tolerance: a fit backs itself up every epoch, and the same command resumes a killed run.
 
 A run's backup is the folder `backup/` of its stage (`<run-dir>.partial/backup/` while it runs;
-`runner.staged_directory` carries it into the next attempt, as it carries a search's tuner
+`staging.staged_directory` carries it into the next attempt, as it carries a search's tuner
 state). It holds:
 
 - the model's weights and the optimizer's variables (its step count and learning rate) and the
@@ -41,7 +41,6 @@ import dataclasses
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ import keras
 import numpy as np
 
 from tasks.config import TaskConfig
-from tasks.engine import interrupt, state_files
+from tasks.engine import state_files
 
 BACKUP_DIR = "backup"
 FINGERPRINT = "fingerprint.json"
@@ -64,7 +63,7 @@ def fingerprint(config: TaskConfig, data: dict[str, Any], replicas: int) -> dict
 
     Args:
         config: The run's configuration; where it is written and what is exported do not count.
-        data: Hashes of the data files (`runner._data_hashes`).
+        data: Hashes of the data files (`fingerprints.data_hashes`).
         replicas: Replicas in sync (they set the global batch).
     """
     runtime = dataclasses.asdict(config.runtime)
@@ -137,9 +136,9 @@ class TrainingState:
     def __init__(self, directory: Path, callbacks: list[keras.callbacks.Callback],
                  history: Path):
         self.directory, self.history = directory, history
-        self.early_stopping = _find(callbacks, keras.callbacks.EarlyStopping)
-        self.reduce_lr = _find(callbacks, keras.callbacks.ReduceLROnPlateau)
-        self.logger = _find(callbacks, keras.callbacks.CSVLogger)
+        self.early_stopping = find(callbacks, keras.callbacks.EarlyStopping)
+        self.reduce_lr = find(callbacks, keras.callbacks.ReduceLROnPlateau)
+        self.logger = find(callbacks, keras.callbacks.CSVLogger)
 
     def restore_history(self, epoch: int) -> None:
         """Puts back the history of the first `epoch` epochs; the CSVLogger appends to it.
@@ -222,170 +221,12 @@ def announce(done: int, epochs: int, directory: Path) -> None:
           flush=True)
 
 
-class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras's `BackupAndRestore` plus the callbacks' state; also saves on SIGTERM or SIGINT.
-
-    It backs up at the end of an epoch at most every `every_seconds`, and at once when a signal
-    arrived (then it raises `interrupt.Interrupted`). Place it after the standard callbacks: its
-    restore then runs after their own reset when training begins, and an epoch's callback state
-    is saved (before the weights) after they have updated it.
-
-    Args:
-        backup: The backup folder and interval.
-        state: Saves the other callbacks' state.
-        resume_from: The epochs done in the backup (checked by `keras_backup`); None: none.
-        epochs: The fit's epochs.
-    """
-
-    # It saves at epoch ends and before a batch; its batch-end hook just counts. Without this
-    # Keras stops dispatching batch-end callbacks asynchronously, which waits on every call.
-    async_safe = True
-
-    def __init__(self, backup: Backup, state: TrainingState, resume_from: int | None,
-                 epochs: int):
-        # The previous epoch's copy (.bkp) survives a kill during a save.
-        super().__init__(str(backup.directory), double_checkpoint=True)
-        self.state, self.resume_from, self.every_seconds = state, resume_from, backup.every_seconds
-        self.directory, self.epochs, self.epoch = backup.directory, epochs, resume_from or 0
-        self.saved_at, self.saved_done = time.monotonic(), resume_from
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self.resume_from is not None:
-            self.state.restore(self.resume_from)
-        self.saved_at = time.monotonic()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        signal_number = interrupt.received()
-        if signal_number is None:
-            return
-        if not (batch == 0 and self.saved_done == self.epoch):  # else nothing new to save
-            self.save(self.epoch)
-        raise interrupt.Interrupted(signal_number,
-                                    f"during epoch {self.epoch + 1} of {self.epochs}",
-                                    f"backup saved in {self.directory}")
-
-    def on_epoch_end(self, epoch, logs=None):
-        signal_number = interrupt.received()
-        # A signal during the epoch's last steps or its validation. If this was the last epoch
-        # the fit is complete: it ends, and the run keeps it (`interrupt.training`).
-        if signal_number is not None and not (self.model.stop_training
-                                              or epoch + 1 >= self.epochs):
-            self.save(epoch + 1)
-            raise interrupt.Interrupted(signal_number,
-                                        f"at the end of epoch {epoch + 1} of {self.epochs}",
-                                        f"backup saved in {self.directory}")
-        if time.monotonic() - self.saved_at >= self.every_seconds:
-            self.save(epoch + 1)
-
-    def save(self, done: int) -> None:
-        """Backs up the fit after `done` epochs (and the steps since, mid-epoch)."""
-        self.state.save(done)
-        # Keras's epoch-end save records `epoch + 1` epochs done (double-checkpointed).
-        super().on_epoch_end(done - 1)
-        self.saved_at, self.saved_done = time.monotonic(), done
-
-
-class StopOnSignal(keras.callbacks.Callback):
-    """Stops a `model.fit` that has no backup (a trial, a refit) on SIGTERM or SIGINT.
-
-    It raises `interrupt.Interrupted` before the next call into TensorFlow; the fit starts
-    over when the run is resumed.
-    """
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        interrupt.stop_if_received(
-            f"during epoch {self.epoch + 1} of {self.params['epochs']}",
-            "this fit has no backup and starts over")
-
-
-def keras_backup(backup: Backup, network: keras.Model,
-                 callbacks: list[keras.callbacks.Callback], history: Path,
-                 epochs: int) -> BackupAndRestore:
-    """The callback that backs a single-process `model.fit` up and resumes it.
-
-    Reads the backup before the fit, so a resumed fit says from which epoch it continues: the
-    weights `BackupAndRestore` will load must load (else its previous copy is used, as it
-    would) and the matching callback state must exist (else the backup is discarded and the fit
-    starts over). Restores history.csv.
-
-    Raises:
-        InputError: A backup file was damaged or altered (`state_files`).
-
-    Returns:
-        The callback, to go after the standard callbacks.
-    """
-    directory = backup.directory
-    state = TrainingState(directory, callbacks, history)
-    done = _keras_backed_up_epoch(directory, network, epochs)
-    if done is not None and done not in saved_states(directory):
-        _discard(directory, f"its epoch {done} has no saved callback state")
-        done = None
-    if done is not None:
-        state.restore_history(done)
-        announce(done, epochs, directory)
-    return BackupAndRestore(backup, state, done, epochs)
-
-
-def _keras_backed_up_epoch(directory: Path, network: keras.Model, epochs: int) -> int | None:
-    """The epochs done in the weights BackupAndRestore will restore; None when there are none.
-
-    Keras writes the weights and then `training_metadata.json` in place, keeping the previous
-    pair as `.bkp`: a kill while it writes leaves a latest pair that does not load, and the
-    previous pair is used, as BackupAndRestore does. Both pairs unusable cannot come from a kill.
-    """
-    latest = (directory / KERAS_WEIGHTS, directory / KERAS_METADATA)
-    previous = tuple(Path(f"{path}.bkp") for path in latest)
-    if not any(path.exists() for path in latest):
-        return None
-    if network.optimizer is not None and not network.optimizer.built:
-        network.optimizer.build(network.trainable_variables)
-    done = _loaded_epoch(network, *latest, epochs)
-    if done is not None:
-        return done
-    if not all(path.exists() for path in previous):
-        _discard(directory, "its only save was cut short")
-        return None
-    # Keras loads only files named *.weights.h5: try the copy under such a name first.
-    trial = directory / f"previous-{KERAS_WEIGHTS}"
-    shutil.copyfile(previous[0], trial)
-    done = _loaded_epoch(network, trial, previous[1], epochs)
-    if done is None:
-        trial.unlink()
-        raise state_files.refuse(latest[0], "does not load, nor does its previous copy (.bkp)",
-                                 state_files.backup_fix(directory))
-    os.replace(trial, latest[0])
-    shutil.copyfile(previous[1], latest[1])
-    return done
-
-
-def _loaded_epoch(network: keras.Model, weights: Path, metadata: Path, epochs: int) -> int | None:
-    """Loads a weights file into `network`; the epochs done its metadata records, or None."""
-    if not (weights.exists() and metadata.exists()):
-        return None
-    done = state_files.read_keras_metadata(metadata, epochs)
-    try:
-        network.load_weights(weights)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return done
-
-
-def _discard(directory: Path, reason: str) -> None:
+def discard(directory: Path, reason: str) -> None:
+    """Empties a backup that cannot be resumed, saying why; its fingerprint stays."""
     print(f"backup: discarding {directory}: {reason}; training starts from epoch 0", flush=True)
     for path in directory.iterdir():
         if path.name != FINGERPRINT:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
-def _find(callbacks: list[keras.callbacks.Callback], kind: type) -> Any:
-    return next((callback for callback in callbacks if isinstance(callback, kind)), None)
 
 
 def _number(value: Any) -> float | None:
@@ -397,3 +238,8 @@ def _write_json(path: Path, value: Any) -> None:
     temporary = path.with_name(f".{path.name}.partial")
     temporary.write_text(json.dumps(value))
     os.replace(temporary, path)
+
+
+def find(callbacks: list[keras.callbacks.Callback], kind: type) -> Any:
+    """The first callback of type `kind` in `callbacks`, or None."""
+    return next((callback for callback in callbacks if isinstance(callback, kind)), None)

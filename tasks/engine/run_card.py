@@ -6,7 +6,6 @@ input data and of every exported artifact, and each artifact's parity result.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 from datetime import datetime, timezone
@@ -14,12 +13,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from datasets.named_images import NAMED_IMAGES
-from datasets.registry import TABULAR, load_frame
-from datasets.tabular import streams
 from tasks.config import ExportConfig
+from tasks.engine import parity
+from tasks.engine.fingerprints import sha256_of
 
 DISTRIBUTIONS = {
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
@@ -46,58 +42,25 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file, or of a folder's files (relative paths and contents, in sorted order)."""
-    digest = hashlib.sha256()
-    files = sorted(item for item in path.rglob("*") if item.is_file()) if path.is_dir() else [path]
-    for item in files:
-        if path.is_dir():
-            digest.update(item.relative_to(path).as_posix().encode() + b"\0")
-        with item.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def data_fingerprint(data: str, problem: str) -> dict[str, str]:
-    """Where the data came from and its SHA-256.
-
-    A named table is hashed as CSV text, a named image set as its uint8 pixels then its class
-    ids, a file as its bytes, a folder as its files (relative paths and contents), a pattern of
-    shards as their names and bytes (one read of every shard, in chunks).
-    """
-    if data in NAMED_IMAGES:
-        arrays = NAMED_IMAGES[data].load()
-        digest = hashlib.sha256()
-        for array in (arrays.images, arrays.ids, arrays.test_images, arrays.test_ids):
-            if array is not None:
-                digest.update(np.ascontiguousarray(array).tobytes())
-        return {"source": f"named dataset '{data}'", "sha256": digest.hexdigest()}
-    if data in TABULAR:
-        frame, _, _ = load_frame(data, problem)
-        text = frame.to_csv(index=False, lineterminator="\n").encode()
-        return {"source": f"named dataset '{data}'", "sha256": hashlib.sha256(text).hexdigest()}
-    if streams(data):
-        from datasets.streaming import fingerprint  # imports TensorFlow
-
-        return fingerprint(data)
-    return {"source": str(Path(data).resolve()), "sha256": sha256_of(Path(data))}
-
-
-def build_run_card(config: dict[str, Any], problem: str, run_dir: Path,
+def build_run_card(config: dict[str, Any], data_hashes: dict[str, Any], run_dir: Path,
                    exports: dict[str, dict[str, Any]], settings: ExportConfig) -> dict[str, Any]:
-    """The run card's content; artifact paths in `exports` are relative to `run_dir`."""
-    data = config["data"]
+    """The run card's content; artifact paths in `exports` are relative to `run_dir`.
+
+    Args:
+        config: The resolved configuration (`TaskConfig.to_dict()`).
+        data_hashes: The run's fingerprints of its data (`fingerprints.data_hashes`).
+        run_dir: The run directory.
+        exports: The judged artifacts (`export.export_all`).
+        settings: The parity thresholds they were judged by.
+    """
     card: dict[str, Any] = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "argv": list(sys.argv),
         "versions": versions(),
         "seed": config["runtime"]["seed"],
-        "data": {"data": data_fingerprint(data["data"], problem)},
+        "data": data_hashes,
         "artifacts": {},
     }
-    if data.get("test_data"):
-        card["data"]["test_data"] = data_fingerprint(data["test_data"], problem)
     for name, result in exports.items():
         card["artifacts"][name] = {
             "path": result["path"], "bytes": result["bytes"],
@@ -109,12 +72,7 @@ def build_run_card(config: dict[str, Any], problem: str, run_dir: Path,
 
 
 def _parity(result: dict[str, Any], settings: ExportConfig) -> dict[str, Any]:
-    """An artifact's parity result and the thresholds it was judged by (see `export.py`)."""
-    parity = {key: result[key] for key in ("max_abs_diff", "max_scaled_diff", "label_agreement",
-                                           "metric", "passed") if key in result}
-    if result["precision"] == "float32":
-        parity["tolerance"] = settings.parity_tolerance
-    else:
-        parity["thresholds"] = {"min_label_agreement": settings.min_label_agreement,
-                                "max_metric_drop": settings.max_metric_drop}
-    return parity
+    """An artifact's parity result and the thresholds it was judged by (`parity.py`)."""
+    return {**{key: result[key] for key in ("max_abs_diff", "max_scaled_diff", "label_agreement",
+                                            "metric", "passed") if key in result},
+            **parity.thresholds(result, settings)}

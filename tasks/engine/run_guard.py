@@ -1,7 +1,7 @@
 """One run at a time in a run directory, and a failed write said in one line.
 
 A run writes `<run-dir>.partial/` and renames it into place when it succeeds
-(`runner.staged_directory`). `guard` wraps that:
+(`staging.staged_directory`). `guard` wraps that:
 
 - It creates the staging folder and holds an exclusive `flock` on it for the whole run, so a
   second run started on the same `--run-dir` is refused (`InputError`, exit 2) before it touches

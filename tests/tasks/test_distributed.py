@@ -17,7 +17,7 @@ import zoo
 from datasets.errors import InputError
 from tasks.binary_classify import default_config
 from tasks.cli import config_from_args
-from tasks.engine import distribute, resume, runner
+from tasks.engine import distribute, resume, roles
 from tests.tasks.test_cli_errors import assert_one_error_line, run_main
 
 
@@ -172,14 +172,14 @@ def test_mixed_precision_on_cpu_warns_and_keeps_float32(no_cluster, capsys):
     config = config_from_args(default_config, ["--mixed-precision"], "tasks.binary_classify", "")
     assert config.runtime.mixed_precision
     capsys.readouterr()
-    described = runner._describe_distribution(config, tf.distribute.get_strategy())
+    described = roles.describe_distribution(config, tf.distribute.get_strategy())
     assert described == {"strategy": "DefaultStrategy", "replicas": 1, "workers": 1,
                          "mixed_precision": "float32"}
     assert capsys.readouterr().out.splitlines() == [
         "warning: --mixed-precision needs a GPU or a TPU; on this CPU-only machine training "
         "stays float32 (float16 on CPUs is emulated and slower)"]
     config.runtime.mixed_precision = False
-    runner._describe_distribution(config, tf.distribute.get_strategy())
+    roles.describe_distribution(config, tf.distribute.get_strategy())
     assert capsys.readouterr().out == ""
 
 

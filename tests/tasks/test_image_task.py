@@ -9,7 +9,7 @@ import pytest
 from datasets.synthetic_images import generate_image_folder
 from tasks import image_classify, predict
 from tasks.config import EXPORT_FORMATS
-from tasks.engine import export, inference, report
+from tasks.engine import export, inference, plots
 from tests.tasks.test_cli_errors import assert_one_error_line
 
 FAST = ["--epochs", "6", "--set", "train.early_stopping_patience=0", "--image-size", "16"]
@@ -146,10 +146,10 @@ def test_misclassified_grid(tmp_path):
     truth = np.array([0, 1, 1, 0])
     output = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
     predicted = output.argmax(axis=1)
-    assert report.plot_misclassified(images, truth, predicted, output, ["a", "b"],
+    assert plots.plot_misclassified(images, truth, predicted, output, ["a", "b"],
                                      tmp_path / "wrong.png")
     assert (tmp_path / "wrong.png").stat().st_size > 0
-    assert not report.plot_misclassified(images, predicted, predicted, output, ["a", "b"],
+    assert not plots.plot_misclassified(images, predicted, predicted, output, ["a", "b"],
                                          tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
 

@@ -12,7 +12,7 @@ from datasets.registry import load_tabular
 from datasets.tabular import features_from_frame
 from tasks.binary_classify import main
 from tasks.config import EXPORT_FORMATS, ExportConfig
-from tasks.engine import export, inference
+from tasks.engine import export, inference, parity
 from tests.tasks.conftest import FAST, read_metrics
 
 BINARY_METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
@@ -267,7 +267,7 @@ def test_run_card_records_versions_seed_and_hashes(trained_run, user_csv):
 
 
 def test_named_data_fingerprint_is_stable():
-    from tasks.engine.run_card import data_fingerprint
+    from tasks.engine.fingerprints import data_fingerprint
 
     first = data_fingerprint("breast_cancer", "binary")
     assert first == data_fingerprint("breast_cancer", "binary")
@@ -306,19 +306,19 @@ def test_judging_reduced_precision_by_labels_and_metric_drop():
     truth = np.array([1, 0, 1, 0])
     inputs = export.ExportInputs({}, {}, score=lambda out: float(
         ((out.reshape(-1) >= 0.5) == truth).mean()), predicted=lambda out: out.reshape(-1) >= 0.5)
-    close = export.judge("tflite_int8", reference, reference + 0.05, inputs, settings)
+    close = parity.judge("tflite_int8", reference, reference + 0.05, inputs, settings)
     assert close["label_agreement"] == 1.0 and close["passed"]
     assert close["metric"] == {"keras": 1.0, "artifact": 1.0, "drop": 0.0, "relative": False}
     assert close["max_abs_diff"] == pytest.approx(0.05)
-    one_flip = export.judge("tflite_int8", reference,
+    one_flip = parity.judge("tflite_int8", reference,
                             reference + np.array([[0], [0], [-0.2], [0]]), inputs, settings)
     assert one_flip["label_agreement"] == 0.75 and one_flip["metric"]["drop"] == 0.25
     assert not one_flip["passed"]
     # A float artifact with the same difference fails the run instead.
-    float_result = export.judge("tflite", reference, reference + 0.05, inputs, settings)
+    float_result = parity.judge("tflite", reference, reference + 0.05, inputs, settings)
     assert float_result["passed"] is False and "label_agreement" not in float_result
-    with pytest.raises(export.ParityError, match="tflite differs by 0.05"):
-        export.check_parity({"tflite": float_result, "tflite_int8": one_flip}, 1e-4)
-    assert export.check_parity({"tflite_int8": one_flip}, 1e-4) == [
+    with pytest.raises(parity.ParityError, match="tflite differs by 0.05"):
+        parity.check_parity({"tflite": float_result, "tflite_int8": one_flip}, 1e-4)
+    assert parity.check_parity({"tflite_int8": one_flip}, 1e-4) == [
         "warning: tflite_int8 misses its quality threshold (label agreement 0.750, metric drop "
         "0.2500); it is kept, see report.md"]

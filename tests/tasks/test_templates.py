@@ -10,7 +10,7 @@ import pytest
 
 from tasks.binary_classify import default_config
 from tasks.config import DEFAULT_EXPORTS
-from tasks.engine import runner
+from tasks.engine import pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def test_breast_cancer_default_template_matches_logistic_regression(tmp_path):
     config.data.data = "breast_cancer"
     config.export.formats = []
     config.runtime.run_dir = str(tmp_path / "bc")
-    metrics = runner.run(config).metrics
+    metrics = pipeline.run(config).metrics
     logistic = metrics["baselines"]["logistic_regression"]["accuracy"]
     assert metrics["test"]["accuracy"] >= logistic - 0.01
 
@@ -58,7 +58,7 @@ def test_regression_default_template_on_store_sales(tmp_path):
     config = regression_config()
     config.export.formats = ["tflite"]
     config.runtime.run_dir = str(tmp_path / "sales")
-    metrics = runner.run(config).metrics
+    metrics = pipeline.run(config).metrics
     baselines = metrics["baselines"]
     # The rule is multiplicative and non-linear: the template must beat ridge clearly and be
     # about as good as gradient boosting (noise floor RMSE ~64,000, datasets/store_sales.py).
@@ -74,7 +74,7 @@ def test_multiclass_default_template_on_wine(tmp_path):
     config = multiclass_config()
     config.export.formats = []
     config.runtime.run_dir = str(tmp_path / "wine")
-    metrics = runner.run(config).metrics
+    metrics = pipeline.run(config).metrics
     assert metrics["dataset"] == "wine"
     assert metrics["test"]["accuracy"] >= (
         metrics["baselines"]["logistic_regression"]["accuracy"] - 0.03)

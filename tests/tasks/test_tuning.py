@@ -17,7 +17,7 @@ import zoo
 from datasets.errors import InputError
 from tasks.binary_classify import default_config
 from tasks.cli import config_from_args
-from tasks.engine import runner, tuning
+from tasks.engine import staging, tuning
 from tests.tasks.test_cli_errors import assert_one_error_line, run_main
 from zoo.search_space import Choice, Float, Int
 
@@ -205,18 +205,18 @@ def test_the_newest_tuner_state_is_carried_into_the_new_stage(tmp_path):
     touch(tmp_path / "run.failed" / "tuner" / "state", "failed run", 2000)
     touch(tmp_path / "run.partial" / "tuner" / "state", "killed run", 3000)
     touch(tmp_path / "run.partial" / "metrics.json", "stale", 3000)
-    assert runner.newest_state(final, "tuner") == (tmp_path / "run.partial" / "tuner").resolve()
-    with runner.staged_directory(final, carry=("tuner",)) as stage:
+    assert staging.newest_state(final, "tuner") == (tmp_path / "run.partial" / "tuner").resolve()
+    with staging.staged_directory(final, carry=("tuner",)) as stage:
         assert sorted(path.name for path in stage.iterdir()) == ["tuner"]
         assert (stage / "tuner" / "state").read_text() == "killed run"
     assert (final / "tuner" / "state").read_text() == "killed run"
     # A finished run newer than an old failure: its state is copied, the failure kept.
     touch(final / "tuner" / "state", "finished again", 4000)
-    with pytest.raises(RuntimeError), runner.staged_directory(final, carry=("tuner",)) as stage:
+    with pytest.raises(RuntimeError), staging.staged_directory(final, carry=("tuner",)) as stage:
         assert (stage / "tuner" / "state").read_text() == "finished again"
         raise RuntimeError("a failing run")
     assert (final / "tuner" / "state").read_text() == "finished again"
-    with runner.staged_directory(final) as stage:
+    with staging.staged_directory(final) as stage:
         assert not list(stage.iterdir())
 
 

@@ -20,7 +20,7 @@ from datasets.preprocessing import TabularPreprocessor
 from datasets.registry import load_tabular
 from datasets.tabular import features_from_frame
 from tasks.binary_classify import main
-from tasks.engine import evaluation, runner
+from tasks.engine import evaluation, fitting
 from tests.tasks.conftest import read_metrics
 from tests.tasks.test_cli_errors import assert_one_error_line, run_main
 
@@ -42,7 +42,7 @@ def tuned_run(user_csv, tmp_path_factory):
     """One finished search, with every `fit_network` call recorded (the rows each fit saw)."""
     run_dir = tmp_path_factory.mktemp("tuned") / "search"
     fits = []
-    original = runner.fit_network
+    original = fitting.fit_network
 
     def recording_fit(network, x, y, plan, train, *args, **kwargs):
         fits.append({"x": {name: values.copy() for name, values in x.items()},
@@ -56,7 +56,7 @@ def tuned_run(user_csv, tmp_path_factory):
         return score_baselines(train, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "fit_network", recording_fit)
+        patch.setattr(fitting, "fit_network", recording_fit)
         patch.setattr(evaluation, "score_baselines", recording_baselines)
         assert main(search_args(user_csv, run_dir)) == 0
     return run_dir, fits
