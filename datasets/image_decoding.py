@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageMode
 
-from datasets.errors import InputError
+from common.errors import InputError
 
 DECODE_BATCH = 256
 # How a user turns on skipping of unreadable images; named in the stop message.

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.eager import context
 
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks.config import TUNE_MULTI_WORKER
 from tasks.engine import interrupt
 

@@ -44,7 +44,7 @@ import pandas as pd
 from tensorflow.python.framework import ops as tf_ops
 
 import zoo
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks import config as config_module
 from tasks.config import TaskConfig, TrainConfig
 from tasks.engine import interrupt, state_files

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import zoo
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks.binary_classify import default_config
 from tasks.cli import config_from_args
 from tasks.engine import runner, tuning

@@ -13,7 +13,7 @@ from keras.src.legacy.saving import legacy_h5_format
 from keras.src.utils import file_utils
 
 import zoo
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.image_preprocessing import ImagePreprocessor, ImageSchema
 from zoo.applications import (
     BACKBONES,
