@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageMode
 
+from common import native_output
 from common.errors import InputError
 
 DECODE_BATCH = 256
@@ -71,9 +72,7 @@ def _native_logs_set_aside() -> AbstractContextManager:
     2, where the loader's one-line error already says which file and why. The CLI's handling of
     native logging applies: `--verbose` shows them.
     """
-    from tasks.engine import native_logs
-
-    return native_logs.set_aside()
+    return native_output.set_aside()
 
 
 def _pipeline(paths: list[Path], image_size: tuple[int, int],
