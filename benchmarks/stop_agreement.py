@@ -29,6 +29,7 @@ def worker(steps: int, repeats: int) -> dict[str, float]:
     import numpy as np
     import tensorflow as tf
 
+    from common import compat
     from tasks.engine import distributed_fit
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -39,7 +40,7 @@ def worker(steps: int, repeats: int) -> dict[str, float]:
     rows = np.random.default_rng(0).normal(size=(4096, 16)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices((rows, rows[:, :1])).repeat().batch(64)
     with strategy.scope():
-        network._symbolic_build(data_batch=next(iter(data.take(1))))
+        compat.symbolic_build(network, next(iter(data.take(1))))
     iterator = iter(strategy.experimental_distribute_dataset(data))
 
     @tf.function

@@ -45,7 +45,7 @@ from datasets.registry import load_configured  # noqa: E402
 from datasets.tabular import encode_labels, features_from_frame  # noqa: E402
 from tasks.binary_classify import default_config  # noqa: E402
 from tasks.cli import config_from_args  # noqa: E402
-from tasks.engine import presets, runner, tuning  # noqa: E402
+from tasks.engine import presets, runner, tuner_oracle, tuning  # noqa: E402
 
 MAX_EPOCHS = 50
 
@@ -118,8 +118,8 @@ def naive(trials: int, work: Path) -> dict:
 
     tuner = RandomSearch(HyperModel(), objective="val_loss", max_trials=trials,
                          seed=config.runtime.seed + 1,
-                         hyperparameters=tuning.hyperparameters(space), directory=str(work),
-                         project_name="naive")
+                         hyperparameters=tuner_oracle.hyperparameters(space.search),
+                         directory=str(work), project_name="naive")
     started, cpu = time.perf_counter(), time.process_time()
     tuner.search(x["train"], y["train"], batch_size=32, epochs=MAX_EPOCHS,
                  validation_data=(x["validation"], y["validation"]), verbose=0,
@@ -136,7 +136,7 @@ def naive(trials: int, work: Path) -> dict:
 def ours(trials: int, work: Path) -> dict:
     log: list[float] = []
     cpu: list[float] = []
-    run_trial, search = tuning._Tuner.run_trial, tuning.search
+    run_trial, search = tuner_oracle.TrialTuner.run_trial, tuning.search
 
     def timed_search(*args, **kwargs):
         started = time.process_time()
@@ -144,12 +144,12 @@ def ours(trials: int, work: Path) -> dict:
         cpu.append(time.process_time() - started)
         return result
 
-    tuning._Tuner.run_trial, tuning.search = measured(run_trial, log), timed_search
+    tuner_oracle.TrialTuner.run_trial, tuning.search = measured(run_trial, log), timed_search
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             metrics = runner.run(tuned_config(trials, work / "ours")).metrics
     finally:
-        tuning._Tuner.run_trial, tuning.search = run_trial, search
+        tuner_oracle.TrialTuner.run_trial, tuning.search = run_trial, search
     tuned = metrics["tuning"]
     return {"seconds": tuned["search_seconds"], "cpu": cpu[0],
             "total": tuned["search_seconds"] + tuned["refit"]["seconds"],

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.limits import check_csv_fits_memory
 
 OTHER_DELIMITERS = (";", "\t", "|")

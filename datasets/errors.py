@@ -1,21 +1,9 @@
-"""The exception for bad user input."""
+"""Transitional alias: `InputError` now lives in `common.errors`.
 
-from __future__ import annotations
+Only `zoo/applications.py`, `zoo/loading.py` and `tasks/engine/runner.py` still import it from
+here; delete this file once they import `common.errors` (or, for the zoo, raise ValueError).
+"""
 
-# Every character `str.splitlines` breaks a line at, shown escaped (`\n`, `\u2028`) instead.
-_LINE_BREAKS = {ord(character): repr(character)[1:-1]
-                for character in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+from common.errors import InputError
 
-
-class InputError(ValueError):
-    r"""Bad input from the user: a missing file, a wrong column, an invalid value.
-
-    The task CLIs print it as one line `error: <message>` on stderr and exit with code 2, with no
-    traceback. Messages say what was received and how to fix it.
-
-    The message is always one line: a line break inside a value it quotes (a column name such as
-    `"price\nin euros"`, a file name) is shown escaped, as `\n`.
-    """
-
-    def __init__(self, message: object = "", *args: object) -> None:
-        super().__init__(str(message).translate(_LINE_BREAKS), *args)
+__all__ = ["InputError"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from datasets.errors import InputError
+from common.errors import InputError
 
 if TYPE_CHECKING:
     from datasets.tabular import TabularSchema

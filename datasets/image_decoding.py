@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageMode
 
-from datasets.errors import InputError
+from common import native_output
+from common.errors import InputError
 
 DECODE_BATCH = 256
 # How a user turns on skipping of unreadable images; named in the stop message.
@@ -71,9 +72,7 @@ def _native_logs_set_aside() -> AbstractContextManager:
     2, where the loader's one-line error already says which file and why. The CLI's handling of
     native logging applies: `--verbose` shows them.
     """
-    from tasks.engine import native_logs
-
-    return native_logs.set_aside()
+    return native_output.set_aside()
 
 
 def _pipeline(paths: list[Path], image_size: tuple[int, int],

@@ -43,7 +43,7 @@ import numpy as np
 from PIL import ImageMode
 from sklearn.model_selection import train_test_split
 
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.image_decoding import SKIP_HINT, open_header, undecodable
 from datasets.image_decoding import decode_files as _decode
 from datasets.image_decoding import resize_array as _resize

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from datasets.errors import InputError
+from common.errors import InputError
 
 # Estimated memory of a CSV read into pandas and split, as a multiple of its file size (measured
 # 4.5x-21x, see the module docstring).

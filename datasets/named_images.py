@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.errors import InputError
+from common.errors import InputError
 
 KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 DIGITS = [str(digit) for digit in range(10)]

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from common.errors import InputError
 from datasets.csv_files import read_csv
-from datasets.errors import InputError
 from datasets.frame_checks import check_numbers
 from datasets.limits import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_MEMORY_FRACTION
 from datasets.named_images import NAMED_IMAGES

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.frame_checks import MAX_MAGNITUDE
 from datasets.stream_text import (
     SCAN_BATCH,

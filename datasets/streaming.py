@@ -47,7 +47,7 @@ from typing import Any
 import pandas as pd
 import tensorflow as tf
 
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.stream_scan import RowCounts, check_rows, sample_frame, scan_rows
 from datasets.stream_text import (
     BUCKETS,

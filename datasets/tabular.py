@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from common.errors import InputError
 from datasets.csv_files import read_csv  # noqa: F401  (re-exported: its home before)
-from datasets.errors import InputError
 from datasets.frame_checks import (
     check_finite,
     check_not_truth_values,

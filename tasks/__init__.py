@@ -25,7 +25,7 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     if name == "InputError":
-        from datasets.errors import InputError
+        from common.errors import InputError
 
         return InputError
     raise AttributeError(f"module 'tasks' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks.config import (
     NAMED_SETTINGS,
     TaskConfig,

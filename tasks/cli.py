@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks.config import (
     DEFAULT_EXPORTS,
     EXPORT_FORMATS,

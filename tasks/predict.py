@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.image_preprocessing import INPUT_NAME, ImageSchema
 from datasets.tabular import TabularSchema, features_from_frame, read_csv
 from tasks.cli import VERBOSE_HELP, ArgumentParser

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.frame_checks import MAX_MAGNITUDE
 from tests.helpers import assert_cli_error, run_cli
 

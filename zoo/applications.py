@@ -33,6 +33,7 @@ from pathlib import Path
 
 import keras
 
+from common import compat
 from datasets.errors import InputError
 from zoo.cnn import _augmentation, _check_augmentation, _check_fraction
 from zoo.heads import add_head
@@ -60,13 +61,7 @@ def weights_cache_folder() -> Path:
     Resolved the way `keras.utils.get_file` does: `KERAS_HOME` (read when Keras is imported),
     by default `~/.keras`, or `/tmp/.keras` when that folder is not writable.
     """
-    try:
-        from keras.src.backend.config import keras_home
-
-        home = keras_home()
-    except ImportError:  # a future Keras moving the private accessor: the documented rule
-        home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    home = os.path.expanduser(home)
+    home = os.path.expanduser(compat.keras_home())
     if not os.access(home, os.W_OK):
         home = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras")
     return Path(home) / "models"
@@ -239,9 +234,16 @@ def set_trainable(backbone: keras.Model, top_layers: int) -> None:
         layer.trainable = False
     for layer in layers[max(0, len(layers) - int(top_layers)):] if top_layers else []:
         layer.trainable = True
-        for inner in layer._flatten_layers(include_self=True, recursive=True):
+        for inner in _nested_layers(layer):
             if isinstance(inner, keras.layers.BatchNormalization):
                 inner.trainable = False
+
+
+def _nested_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """`layer` and, for a nested model, every layer inside it (walking `Model.layers`)."""
+    if not isinstance(layer, keras.Model):
+        return [layer]
+    return [layer] + [inner for child in layer.layers for inner in _nested_layers(child)]
 
 
 def _load_saved_model(path: Path) -> keras.Model:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.image_preprocessing import ImageSchema
 from datasets.tabular import TabularSchema
 from tasks.config import EXPORT_FORMATS

@@ -23,139 +23,26 @@ Strategies (`--strategy`):
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.eager import context
 
-from datasets.errors import InputError
+from common import compat
+from common.errors import InputError
 from tasks.config import TUNE_MULTI_WORKER
 from tasks.engine import interrupt
+from tasks.engine.cluster import EXAMPLE_TF_CONFIG, Cluster, read_cluster
+from tasks.engine.devices import configure_cpu_devices, connect_tpu, tpu_hinted
 
-CPU_DEVICES_ENV = "ZOO_CPU_DEVICES"
-TPU_TIMEOUT_ENV = "ZOO_TPU_TIMEOUT"
-DEFAULT_TPU_TIMEOUT = 120.0
-# Variables that name a Cloud TPU; without one of them (or a TPU device file) `auto` never probes.
-TPU_ENV = ("TPU_NAME", "KUBE_GOOGLE_CLOUD_TPU_ENDPOINTS", "TPU_CONFIG", "COLAB_TPU_ADDR")
-TPU_DEVICE_FILES = ("/dev/accel0", "/dev/vfio/0")
-# Jobs of TF_CONFIG that train under MultiWorkerMirroredStrategy.
-TRAINING_JOBS = ("chief", "worker")
 # How long a finished task waits for the others (the chief exports after training).
 EXIT_BARRIER_SECONDS = 3600
 STOP_BARRIER_SECONDS = 60  # tasks stopped by a signal leave together (they have a grace period)
 WORKERS_SUFFIX = ".workers"
-EXAMPLE_TF_CONFIG = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                     '"task": {"type": "worker", "index": 0}}')
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """This process's place in the `TF_CONFIG` cluster.
-
-    Attributes:
-        tasks: Processes that train (chief and workers).
-        task_type: `chief` or `worker`.
-        task_index: Index within `task_type`.
-        has_chief: The cluster names a `chief` task (else worker 0 is the chief).
-    """
-
-    tasks: int
-    task_type: str
-    task_index: int
-    has_chief: bool = False
-
-    @property
-    def is_chief(self) -> bool:
-        """The task that writes the run directory: `chief`, or worker 0 when there is none."""
-        return self.task_type == "chief" or (self.task_type == "worker" and self.task_index == 0
-                                             and not self.has_chief)
-
-    @property
-    def name(self) -> str:
-        """`chief` or `worker-<index>`, as in the scratch folder names."""
-        return "chief" if self.task_type == "chief" else f"worker-{self.task_index}"
-
-
-def read_cluster() -> Cluster | None:
-    """Parses `TF_CONFIG`; None when it is unset or empty.
-
-    Raises:
-        InputError: Not JSON, or not a cluster of chief/worker tasks that includes this task.
-    """
-    text = os.environ.get("TF_CONFIG", "").strip()
-    if not text:
-        return None
-    how = f"TF_CONFIG should look like {EXAMPLE_TF_CONFIG}, the same cluster on every task"
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(f"TF_CONFIG is not valid JSON ({error}). {how}.") from None
-    cluster = spec.get("cluster") if isinstance(spec, dict) else None
-    task = spec.get("task") if isinstance(spec, dict) else None
-    if not isinstance(cluster, dict) or not cluster or not isinstance(task, dict):
-        raise InputError(f"TF_CONFIG needs a 'cluster' and a 'task'. Received: {text}. {how}.")
-    other = [job for job in cluster if job not in TRAINING_JOBS]
-    if other:
-        raise InputError(f"TF_CONFIG has jobs {', '.join(other)}; multi-worker training takes "
-                         f"only chief and worker tasks (no parameter servers or evaluators). "
-                         f"{how}.")
-    if not all(isinstance(hosts, list) and hosts for hosts in cluster.values()):
-        raise InputError(f"TF_CONFIG: each job is a non-empty list of host:port. Received: "
-                         f"{json.dumps(cluster)}. {how}.")
-    task_type, index = task.get("type"), task.get("index", 0)
-    if task_type not in cluster or not isinstance(index, int) or not (
-            0 <= index < len(cluster[task_type])):
-        raise InputError(f"TF_CONFIG's task {json.dumps(task)} is not in its cluster "
-                         f"({json.dumps(cluster)}). {how}.")
-    tasks = sum(len(hosts) for hosts in cluster.values())
-    return Cluster(tasks, task_type, index, has_chief="chief" in cluster)
-
-
-def configure_cpu_devices() -> int | None:
-    """Splits the CPU into `ZOO_CPU_DEVICES` logical devices, before TensorFlow starts.
-
-    `mirrored` then puts one replica on each, so two-replica training can be tested on any
-    machine. Without the variable nothing changes.
-
-    Returns:
-        The number of logical CPU devices asked for, or None.
-
-    Raises:
-        InputError: Not a positive integer, or TensorFlow already started with another split.
-    """
-    text = os.environ.get(CPU_DEVICES_ENV, "").strip()
-    if not text:
-        return None
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise InputError(f"{CPU_DEVICES_ENV} takes a positive number of logical CPU devices, "
-                         f"e.g. {CPU_DEVICES_ENV}=2. Received: {CPU_DEVICES_ENV}={text!r}")
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    current = tf.config.get_logical_device_configuration(cpu)
-    if current is not None and len(current) == count:
-        return count
-    try:
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
-    except RuntimeError:
-        existing = len(tf.config.list_logical_devices("CPU"))
-        raise InputError(f"{CPU_DEVICES_ENV}={count} must be set before TensorFlow starts, but "
-                         f"this process already runs it on {existing} logical CPU device(s). "
-                         f"Set it in the environment of a new process.") from None
-    return count
-
 
 _MULTI_WORKER: list[tf.distribute.Strategy] = []
 
@@ -182,7 +69,7 @@ def get_strategy(name: str, search: bool = False) -> tf.distribute.Strategy:
     # MultiWorkerMirroredStrategy can no longer set up its collective ops.
     gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
-        tpu = _connect_tpu(required=False) if _tpu_hinted() else None
+        tpu = connect_tpu(required=False) if tpu_hinted() else None
         if tpu is not None:
             return tpu
         name = ("multi_worker" if cluster is not None and cluster.tasks > 1
@@ -194,7 +81,7 @@ def get_strategy(name: str, search: bool = False) -> tf.distribute.Strategy:
             device.name for device in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     if name == "tpu":
-        return _connect_tpu(required=True)
+        return connect_tpu(required=True)
     if name == "multi_worker":
         if cluster is None:
             raise InputError("--strategy multi_worker needs TF_CONFIG: the cluster's tasks and "
@@ -213,54 +100,6 @@ def get_strategy(name: str, search: bool = False) -> tf.distribute.Strategy:
         return _MULTI_WORKER[0]
     raise InputError(f"unknown strategy {name!r}; choose one of auto, default, mirrored, "
                      "multi_worker, tpu.")
-
-
-def _tpu_hinted() -> bool:
-    return any(os.environ.get(name) for name in TPU_ENV) or any(
-        Path(path).exists() for path in TPU_DEVICE_FILES)
-
-
-def _connect_tpu(required: bool) -> tf.distribute.Strategy | None:
-    """Resolves, connects to and initializes a TPU, giving up after `ZOO_TPU_TIMEOUT` seconds.
-
-    The resolver asks the GCE metadata server about a named TPU, with no timeout of its own; a
-    machine without network would hang there, so the attempt runs in a daemon thread.
-    """
-    try:
-        timeout = float(os.environ.get(TPU_TIMEOUT_ENV, DEFAULT_TPU_TIMEOUT))
-    except ValueError:
-        raise InputError(f"{TPU_TIMEOUT_ENV} takes seconds, e.g. {TPU_TIMEOUT_ENV}=60. "
-                         f"Received: {os.environ[TPU_TIMEOUT_ENV]!r}") from None
-    outcome: dict[str, Any] = {}
-
-    def connect() -> None:
-        try:
-            named = any(os.environ.get(name) for name in TPU_ENV)
-            resolver = (tf.distribute.cluster_resolver.TPUClusterResolver() if named
-                        else tf.distribute.cluster_resolver.TPUClusterResolver(tpu="local"))
-            if named:
-                tf.config.experimental_connect_to_cluster(resolver)
-            tf.tpu.experimental.initialize_tpu_system(resolver)
-            outcome["strategy"] = tf.distribute.TPUStrategy(resolver)
-        except Exception as error:  # noqa: BLE001 - every failure means "no usable TPU"
-            outcome["error"] = error
-
-    thread = threading.Thread(target=connect, name="tpu-probe", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if "strategy" in outcome:
-        return outcome["strategy"]
-    if not required:
-        return None
-    if thread.is_alive():
-        reason = f"no TPU answered within {timeout:g} s"
-    else:
-        error = outcome.get("error")
-        text = str(error).splitlines()[0] if str(error) else ""
-        reason = f"{type(error).__name__}: {text.split('. ')[0][:160]}"
-    raise InputError(f"--strategy tpu found no usable TPU ({reason}). Run on a Cloud TPU VM, or "
-                     f"set TPU_NAME to your TPU; {TPU_TIMEOUT_ENV} sets the wait. Without a TPU "
-                     "use --strategy auto.")
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
@@ -340,13 +179,25 @@ def dtype_policy(name: str) -> Iterator[None]:
 def describe(strategy: tf.distribute.Strategy, policy: str = "float32") -> dict[str, Any]:
     """The `distribution` section of metrics.json: strategy, replicas, workers, dtype policy."""
     cluster = cluster_of(strategy)
-    # TensorFlow's own class names: MultiWorkerMirroredStrategy is CollectiveAllReduceStrategy.
-    names = {"_DefaultDistributionStrategy": "DefaultStrategy",
-             "CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy"}
-    return {"strategy": names.get(type(strategy).__name__, type(strategy).__name__),
+    return {"strategy": strategy_name(strategy),
             "replicas": strategy.num_replicas_in_sync,
             "workers": cluster.tasks if cluster else 1,
             "mixed_precision": policy}
+
+
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The strategy's public name: `DefaultStrategy`, `MirroredStrategy`, ...
+
+    Told by the public API, not TensorFlow's class names (MultiWorkerMirroredStrategy's class is
+    CollectiveAllReduceStrategy, the default strategy's a private one): the default strategy is
+    the one `tf.distribute.get_strategy()` returns outside any strategy's scope, as in
+    `get_strategy("default")` (`describe` runs outside every scope).
+    """
+    if is_multi_worker(strategy):
+        return "MultiWorkerMirroredStrategy"
+    if not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy():
+        return "DefaultStrategy"
+    return type(strategy).__name__
 
 
 def weights_digest(network: keras.Model) -> str:
@@ -394,7 +245,7 @@ def leave_cluster(strategy: tf.distribute.Strategy) -> Iterator[None]:
     if not is_multi_worker(strategy) or (read_cluster() or Cluster(1, "worker", 0)).tasks == 1:
         yield
         return
-    coordination = context.context()
+    coordination = compat.cluster_coordination()
     try:
         yield
     except BaseException as error:

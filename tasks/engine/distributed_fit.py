@@ -41,6 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import compat
 from tasks.engine import distribute, interrupt, resume, state_files
 
 CHECKPOINT = "ckpt"
@@ -89,7 +90,7 @@ def _fit(network, train_data, validation_data, steps_per_epoch, epochs, callback
     with strategy.scope():
         # What `fit` does before its first step (keras#20585 fails here on a distributed
         # batch): create the optimizer's and the metrics' variables, here from a local batch.
-        network._symbolic_build(data_batch=next(iter(train_data.take(1))))
+        compat.symbolic_build(network, next(iter(train_data.take(1))))
     validator = distribute.plain_copy(network)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

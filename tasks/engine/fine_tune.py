@@ -15,7 +15,7 @@ import keras
 import pandas as pd
 
 import zoo
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks.config import TrainConfig
 from tasks.engine.outcomes import PreparedData
 from tasks.engine.training import FitPlan, fit_network, read_history, trainable_count

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 import zoo
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks.config import TaskConfig, TrainConfig
 from tasks.engine import distribute, fine_tune, presets, resume
 from tasks.engine.inputs import ImageInputs, TableInputs

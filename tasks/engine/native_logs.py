@@ -13,6 +13,7 @@ unless the user set it, and arranges for `import tensorflow` to run inside `set_
 descriptor 2 points at a temporary file for the length of the call, and what was written there is
 dropped, or written out after all if the call fails. `show()` (the CLIs' `--verbose`) turns this
 off, as does a `TF_CPP_MIN_LOG_LEVEL` of 0 or 1 set by the user: then everything is shown.
+`set_aside()` and `quiet()` live in `common.native_output`, where `datasets` uses them too.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import ModuleType
+
+from common import native_output
+from common.native_output import quiet, set_aside  # noqa: F401  (this module's API too)
 
 LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 QUIET_LEVEL = "2"  # TensorFlow's own filter: warnings and errors only
-_state = {"user_level": None, "show": False}
 
 
 def install() -> None:
@@ -39,7 +39,7 @@ def install() -> None:
     """
     if any(isinstance(finder, _QuietImport) for finder in sys.meta_path):
         return
-    _state["user_level"] = os.environ.get(LEVEL_VARIABLE)
+    native_output.remember_user_level(os.environ.get(LEVEL_VARIABLE))
     os.environ.setdefault(LEVEL_VARIABLE, QUIET_LEVEL)
     if "tensorflow" not in sys.modules:
         sys.meta_path.insert(0, _QuietImport())
@@ -51,52 +51,9 @@ def show() -> None:
     A level the user set in `TF_CPP_MIN_LOG_LEVEL` is kept; otherwise it becomes 0 (everything),
     which takes effect only if TensorFlow has not been imported yet.
     """
-    _state["show"] = True
-    if _state["user_level"] is None:
+    native_output.show_all()
+    if native_output.user_level() is None:
         os.environ[LEVEL_VARIABLE] = "0"
-
-
-def quiet() -> bool:
-    """Whether native logging is being set aside: not after `show()`, nor at a user's level 0/1."""
-    level = _state["user_level"]
-    return not _state["show"] and (level is None or level.strip() not in ("0", "1"))
-
-
-@contextmanager
-def set_aside(descriptors: tuple[int, ...] = (2,), always: bool = False) -> Iterator[None]:
-    """Points `descriptors` (default: stderr) at a temporary file for the block.
-
-    What native code (or Python) writes to them meanwhile is dropped if the block succeeds and
-    written out where it was going if the block raises, so a failure keeps its explanation.
-
-    Args:
-        descriptors: File descriptors to redirect (1 stdout, 2 stderr).
-        always: Set aside even when `quiet()` is false (for output that is never useful).
-    """
-    if not (always or quiet()):
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = {descriptor: os.dup(descriptor) for descriptor in descriptors}
-    with tempfile.TemporaryFile() as held:
-        for descriptor in descriptors:
-            os.dup2(held.fileno(), descriptor)
-        failed = False
-        try:
-            yield
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            for descriptor, original in saved.items():
-                os.dup2(original, descriptor)
-                os.close(original)
-            if failed:
-                held.seek(0)
-                os.write(2, held.read())
 
 
 class _QuietLoader(importlib.abc.Loader):

@@ -10,7 +10,7 @@ import inspect
 from typing import Any
 
 import zoo
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks import config as config_module
 from tasks.config import TaskConfig
 from tasks.engine import presets, tuning

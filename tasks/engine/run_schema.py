@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.image_preprocessing import INPUT_NAME, ImageSchema
 from datasets.tabular import TabularSchema
 

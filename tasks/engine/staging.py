@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks.engine import interrupt
 
 

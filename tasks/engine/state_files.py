@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from datasets.errors import InputError
+from common.errors import InputError
 
 # Keras BackupAndRestore's files (keras/src/callbacks/backup_and_restore.py).
 KERAS_WEIGHTS = "latest.weights.h5"

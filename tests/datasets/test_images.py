@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.errors import InputError
 from datasets import image_decoding
-from datasets.errors import InputError
 from datasets.images import (
     ImageSplits,
     default_image_size,

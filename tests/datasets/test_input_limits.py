@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.errors import InputError
 from datasets import images as image_module
 from datasets import limits
-from datasets.errors import InputError
 from datasets.image_decoding import open_header
 from datasets.images import load_images, read_images
 from datasets.registry import load_configured, load_tabular

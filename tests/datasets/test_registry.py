@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.registry import load_frame, load_tabular, tabular_names
 
 

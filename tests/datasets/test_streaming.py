@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.preprocessing import TabularPreprocessor
 from datasets.stream_scan import Reservoir, sample_keys, scan_rows
 from datasets.streaming import (

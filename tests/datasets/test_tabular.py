@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datasets.errors import InputError
+from common.errors import InputError
 from datasets.tabular import (
     MISSING_CATEGORY,
     Column,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import tasks
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks import predict
 from tests.tasks.conftest import make_user_frame
 

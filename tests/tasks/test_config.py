@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks.binary_classify import default_config
 from tasks.cli import config_from_args
 from tasks.config import (

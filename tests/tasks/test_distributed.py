@@ -14,10 +14,11 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks.binary_classify import default_config
 from tasks.cli import config_from_args
-from tasks.engine import distribute, resume, roles
+from tasks.engine import devices, distribute, resume, roles
+from tasks.engine.cluster import read_cluster
 from tests.tasks.test_cli_errors import assert_one_error_line, run_main
 
 
@@ -31,25 +32,25 @@ def tf_config(workers: int = 2, index: int = 0, chief: bool = False, **task) -> 
 
 @pytest.fixture
 def no_cluster(monkeypatch):
-    for name in ("TF_CONFIG", distribute.CPU_DEVICES_ENV, *distribute.TPU_ENV):
+    for name in ("TF_CONFIG", devices.CPU_DEVICES_ENV, *devices.TPU_ENV):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
 
 def test_tf_config_roles(no_cluster):
     no_cluster.setenv("TF_CONFIG", tf_config(index=0))
-    cluster = distribute.read_cluster()
+    cluster = read_cluster()
     assert (cluster.tasks, cluster.is_chief, cluster.name) == (2, True, "worker-0")
     no_cluster.setenv("TF_CONFIG", tf_config(index=1))
-    assert not distribute.read_cluster().is_chief
+    assert not read_cluster().is_chief
     # With a chief task, worker 0 is an ordinary worker.
     no_cluster.setenv("TF_CONFIG", tf_config(chief=True, index=0))
-    assert not distribute.read_cluster().is_chief
+    assert not read_cluster().is_chief
     no_cluster.setenv("TF_CONFIG", tf_config(chief=True, type="chief", index=0))
-    cluster = distribute.read_cluster()
+    cluster = read_cluster()
     assert (cluster.tasks, cluster.is_chief, cluster.name) == (3, True, "chief")
     no_cluster.delenv("TF_CONFIG")
-    assert distribute.read_cluster() is None
+    assert read_cluster() is None
 
 
 @pytest.mark.parametrize("text, fragments", [
@@ -64,7 +65,7 @@ def test_tf_config_roles(no_cluster):
 def test_bad_tf_config_is_one_clear_error(no_cluster, text, fragments):
     no_cluster.setenv("TF_CONFIG", text)
     with pytest.raises(InputError) as info:
-        distribute.read_cluster()
+        read_cluster()
     for fragment in fragments:
         assert fragment in str(info.value), (fragment, str(info.value))
 
@@ -104,7 +105,7 @@ def test_auto_tune_refused_when_tf_config_names_a_cluster(no_cluster):
 
 
 def test_bad_cpu_device_count(no_cluster, user_csv, tmp_path, capsys):
-    no_cluster.setenv(distribute.CPU_DEVICES_ENV, "two")
+    no_cluster.setenv(devices.CPU_DEVICES_ENV, "two")
     code, lines = run_main(capsys, *cli(user_csv, tmp_path / "run", "--strategy", "mirrored"))
     assert code == 2
     assert_one_error_line(lines, "ZOO_CPU_DEVICES takes a positive number", "'two'")
@@ -126,7 +127,7 @@ def test_tpu_probe_gives_up_after_the_timeout(no_cluster):
         time.sleep(30)
 
     no_cluster.setenv("TPU_NAME", "my-tpu")
-    no_cluster.setenv(distribute.TPU_TIMEOUT_ENV, "0.5")
+    no_cluster.setenv(devices.TPU_TIMEOUT_ENV, "0.5")
     no_cluster.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", unanswered)
     started = time.monotonic()
     with pytest.raises(InputError) as info:

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from tasks.binary_classify import main
-from tasks.engine import distribute, resume
+from tasks.engine import devices, resume
 from tests.tasks.conftest import make_user_frame, read_metrics
 from tests.tasks.test_cli_errors import assert_one_error_line
 from tests.tasks.test_tuning_runs import ROOT, free_port, subprocess_env
@@ -101,7 +101,7 @@ def mirrored(larger_csv, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("mirrored") / "run"
     done = subprocess.run(task_command(larger_csv, run_dir, *COMPARED, "--strategy", "mirrored"),
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env=subprocess_env(**{distribute.CPU_DEVICES_ENV: "2"}))
+                          env=subprocess_env(**{devices.CPU_DEVICES_ENV: "2"}))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "distribution: MirroredStrategy, 2 replicas" in done.stdout
     assert f"up to {EPOCHS} epochs of 20 steps, batch 64" in done.stdout
@@ -223,7 +223,7 @@ def test_tpu_strategy_without_a_tpu_is_a_quick_clear_error(user_csv, tmp_path):
     assert done.returncode == 2, done.stderr[-3000:]
     assert_one_error_line(done.stderr.strip().splitlines(), "--strategy tpu found no usable TPU",
                           "TPU_NAME", "--strategy auto")
-    assert time.monotonic() - started < distribute.DEFAULT_TPU_TIMEOUT
+    assert time.monotonic() - started < devices.DEFAULT_TPU_TIMEOUT
     assert not any(tmp_path.iterdir())
 
 

@@ -11,6 +11,7 @@ import os
 import pandas as pd
 import pytest
 
+from common import native_output
 from tasks.engine import native_logs
 from tests.helpers import assert_cli_error, run_cli
 
@@ -69,5 +70,5 @@ def test_set_aside_drops_native_writes_and_gives_them_back_on_failure(capfd):
     (None, True, False),   # --verbose
 ])
 def test_a_level_the_user_sets_is_respected(monkeypatch, user_level, verbose, quiet):
-    monkeypatch.setattr(native_logs, "_state", {"user_level": user_level, "show": verbose})
+    monkeypatch.setattr(native_output, "_state", {"user_level": user_level, "show": verbose})
     assert native_logs.quiet() is quiet

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 import zoo
-from datasets.errors import InputError
+from common.errors import InputError
 from tasks.binary_classify import default_config
 from tasks.cli import config_from_args
-from tasks.engine import staging, tuning
+from tasks.engine import staging, tuner_oracle, tuning
 from tests.tasks.test_cli_errors import assert_one_error_line, run_main
 from zoo.search_space import Choice, Float, Int
 
@@ -143,7 +143,7 @@ def test_trial_values_become_builder_arguments_and_training_settings():
 
 def test_keras_tuner_samples_step_size_and_penalty_on_a_log_scale():
     space = tuning.resolve_space(parse("--tune", "--set", "tune.space.width=64"))
-    hp = tuning.hyperparameters(space)
+    hp = tuner_oracle.hyperparameters(space.search)
     kinds = {entry.name: entry for entry in hp.space}
     assert kinds["learning_rate"].sampling == "log" and kinds["l2"].sampling == "log"
     assert kinds["dropout_rate"].sampling == "linear"
@@ -156,8 +156,8 @@ def test_keras_tuner_samples_step_size_and_penalty_on_a_log_scale():
 
 
 def test_trial_seeds_depend_on_the_seed_and_trial_only():
-    assert tuning.trial_seed(0, "03") == tuning.trial_seed(0, "03")
-    assert len({tuning.trial_seed(seed, trial) for seed in (0, 1)
+    assert tuner_oracle.trial_seed(0, "03") == tuner_oracle.trial_seed(0, "03")
+    assert len({tuner_oracle.trial_seed(seed, trial) for seed in (0, 1)
                 for trial in ("00", "01", "02")}) == 6
 
 
@@ -228,28 +228,14 @@ def test_the_newest_tuner_state_is_carried_into_the_new_stage(tmp_path):
 def test_each_tuner_gets_its_oracle_with_the_trial_budget_and_a_fixed_seed(tuner, kind):
     config = parse("--tune", "--tuner", tuner, "--trials", "6", "--max-epochs", "9", "--seed",
                    "0")
-    oracle = tuning._oracle(config, tuning.resolve_space(config))
+    oracle = tuner_oracle.make_oracle(config.tune, config.runtime.seed, tuning.OBJECTIVE,
+                                     tuning.resolve_space(config).search)
     assert type(oracle) is kind
     assert oracle.max_trials == 6
     assert oracle.seed == 1  # keras-tuner would draw a random seed for 0
     assert oracle.objective.name == "validation_loss" and oracle.objective.direction == "min"
     if tuner == "hyperband":
         assert oracle.max_epochs == 9
-
-
-def test_a_trial_leaves_no_traced_graph_in_tensorflows_gradient_registry():
-    import keras
-    from tensorflow.python.framework import ops as tf_ops
-
-    registry = tf_ops._gradient_registry._registry
-    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
-    before = len(registry)
-    with tuning._dropping_custom_gradients():
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-        model.compile(optimizer="adam", loss="mse")
-        model.fit(x, x[:, :1], epochs=1, verbose=0)
-        assert len(registry) > before  # the growth this guards against
-    assert len(registry) == before
 
 
 def test_a_trial_finished_just_before_a_kill_is_not_run_again(tmp_path):

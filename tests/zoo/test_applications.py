@@ -4,16 +4,13 @@ import socket
 import urllib.error
 import urllib.request
 
-import h5py
 import keras
 import numpy as np
 import pytest
-from keras.src.backend import config as keras_config
-from keras.src.legacy.saving import legacy_h5_format
-from keras.src.utils import file_utils
 
 import zoo
-from datasets.errors import InputError
+from common import compat
+from common.errors import InputError
 from datasets.image_preprocessing import ImagePreprocessor, ImageSchema
 from zoo.applications import (
     BACKBONES,
@@ -41,12 +38,13 @@ def numpy(tensor):
 def keras_home(tmp_path, monkeypatch):
     """Points Keras's cache at an empty folder, as `KERAS_HOME=tmp` would.
 
-    Keras reads KERAS_HOME once, when it is imported, into `keras_home()`; so the test sets
-    the value it was read into as well as the variable.
+    Keras reads KERAS_HOME once, when it is imported; so the test sets the value it was read
+    into (`compat.set_keras_home`) as well as the variable.
     """
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path))
-    return tmp_path
+    previous = compat.set_keras_home(str(tmp_path))
+    yield tmp_path
+    compat.set_keras_home(previous)
 
 
 def network_is_reachable():
@@ -153,11 +151,15 @@ def test_match_channels_repeats_gray_and_averages_color():
 # (At backbone_size=32, to keep them quick, MobileNetV3 warns that its weights are for 224.)
 
 def refuse_downloads(monkeypatch):
-    """What `urlretrieve` does here without a network: a failed name lookup."""
-    def urlretrieve(url, *args, **kwargs):
+    """What opening a URL does here without a network: a failed name lookup.
+
+    `urllib.request.urlretrieve`, which `keras.utils.get_file` downloads with, opens the URL
+    through `urllib.request.urlopen`.
+    """
+    def urlopen(url, *args, **kwargs):
         raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
 
-    monkeypatch.setattr(file_utils, "urlretrieve", urlretrieve)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
 
 
 @pytest.mark.filterwarnings("ignore:`input_shape` is undefined or non-square")
@@ -205,10 +207,10 @@ def test_imagenet_weights_found_in_the_keras_cache_are_used_without_network(
                                                   input_shape=(32, 32, 3))
     folder = keras_home / "models"
     folder.mkdir()
-    with h5py.File(folder / BACKBONES["mobilenet_v3_small"][1], "w") as file:
-        legacy_h5_format.save_weights_to_hdf5_group(file, written)
+    # A legacy .h5 model file: `load_weights` reads the weights group inside it.
+    written.save(folder / BACKBONES["mobilenet_v3_small"][1])
     # Its hash cannot be the real file's: that check alone is patched.
-    monkeypatch.setattr(file_utils, "validate_file", lambda *args, **kwargs: True)
+    monkeypatch.setattr(compat.keras_file_utils(), "validate_file", lambda *args, **kwargs: True)
 
     keras.utils.set_random_seed(2)
     model = transfer((8, 8, 1), num_classes=3, weights="imagenet", backbone_size=32)
@@ -225,8 +227,10 @@ def test_imagenet_weights_found_in_the_keras_cache_are_used_without_network(
 # --- Freezing and unfreezing -------------------------------------------------------------
 
 def batch_norms(layer):
-    return [inner for inner in layer._flatten_layers()
-            if isinstance(inner, keras.layers.BatchNormalization)]
+    """The batch-norm layers in `layer`, walking nested models through `Model.layers`."""
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return [layer]
+    return [inner for child in getattr(layer, "layers", []) for inner in batch_norms(child)]
 
 
 def test_phase_1_freezes_the_backbone_and_phase_2_unfreezes_the_top_except_batch_norm():
