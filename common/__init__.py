@@ -1,0 +1,1 @@
+"""Neutral ground every package may import: errors, problem types, compatibility shims."""
