@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from common import problems
 from common.errors import InputError
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def check_numbers(frame: pd.DataFrame, schema: TabularSchema, source: str) -> No
     for column in schema.columns:
         if column.kind == "numeric" and column.name in frame.columns:
             check_finite(frame[column.name], f"column '{column.name}' of {source}", source)
-    if schema.problem == "regression" and schema.target in frame.columns:
+    if not problems.get(schema.problem).classifies and schema.target in frame.columns:
         check_finite(frame[schema.target], f"target '{schema.target}' of {source}", source)
 
 

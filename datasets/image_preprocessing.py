@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from common.problems import IMAGE_PROBLEM
+
 INPUT_NAME = "image"
 
 
@@ -36,7 +38,7 @@ class ImageSchema:
     labels: list[str]
     image_size: tuple[int, int]
     channels: int
-    problem: str = "multiclass"
+    problem: str = IMAGE_PROBLEM.name
     target: str = "class"
     kind: str = field(default="image", init=False)
 

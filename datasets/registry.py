@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from common import problems
 from common.errors import InputError
 from datasets.csv_files import read_csv
 from datasets.frame_checks import check_numbers
@@ -28,10 +29,6 @@ from datasets.tabular import (
 )
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-
-# The task that solves each problem, for messages that point users to it.
-TASK_FOR_PROBLEM = {"binary": "tasks.binary_classify", "multiclass": "tasks.multiclass_classify",
-                    "regression": "tasks.regression"}
 
 
 @dataclass(frozen=True)
@@ -145,7 +142,7 @@ def load_frame(data: str, problem: str,
             others = tabular_names(problem)
             raise InputError(f"dataset '{data}' is a {entry.problem} dataset and this task solves "
                              f"{problem} problems. Use python -m "
-                             f"{TASK_FOR_PROBLEM[entry.problem]} for it"
+                             f"{problems.get(entry.problem).task} for it"
                              + (f", or here one of: {', '.join(others)}." if others else "."))
         return entry.load(), data, entry
     path = Path(data)
@@ -241,7 +238,7 @@ def load_configured(data: Any, problem: str, seed: int, inputs: str = "table") -
         if data.data in TABULAR:
             entry = TABULAR[data.data]
             raise InputError(f"'{data.data}' is a table dataset. Use python -m "
-                             f"{TASK_FOR_PROBLEM[entry.problem]} --data {data.data}.")
+                             f"{problems.get(entry.problem).task} --data {data.data}.")
         from datasets.images import load_images  # imports TensorFlow for decoding
 
         return load_images(data.data, data.test_data,

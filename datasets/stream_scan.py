@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from common import problems
 from common.errors import InputError
 from datasets.frame_checks import MAX_MAGNITUDE
 from datasets.stream_text import (
@@ -276,8 +277,9 @@ def check_rows(scan: Scan, header: Sequence[str], schema: TabularSchema, source:
             a number, or a class the sample's schema does not know (naming file and value).
     """
     position = {name: index for index, name in enumerate(header)}
+    classifies = problems.get(schema.problem).classifies
     numbers = [c.name for c in schema.columns if c.kind == "numeric"]
-    for name in numbers + ([schema.target] if schema.problem == "regression" else []):
+    for name in numbers + ([] if classifies else [schema.target]):
         count = int(scan.not_numbers[position[name]])
         if not count:
             continue
@@ -293,7 +295,7 @@ def check_rows(scan: Scan, header: Sequence[str], schema: TabularSchema, source:
                          "remove those rows.")
     known = {str(label) for label in schema.labels}
     unknown = sorted(label for label in scan.classes if label not in known)
-    if schema.problem != "regression" and (unknown or not scan.all_classes):
+    if classifies and (unknown or not scan.all_classes):
         rows = sum(scan.classes[label][0] for label in unknown)
         shown = ", ".join(repr(label) for label in unknown[:5])
         where = min((scan.classes[label][1] for label in unknown), default="the data")

@@ -47,6 +47,7 @@ from typing import Any
 import pandas as pd
 import tensorflow as tf
 
+from common import problems
 from common.errors import InputError
 from datasets.stream_scan import RowCounts, check_rows, sample_frame, scan_rows
 from datasets.stream_text import (
@@ -349,7 +350,7 @@ def load_streaming(
     ranges = split_ranges(validation_fraction, 0.0 if test_data else test_fraction)
     quotas = {"train": sample_rows, "validation": held_out_rows,
               "test": 0 if test_data else held_out_rows}
-    classify = problem != "regression"
+    classify = problems.get(problem).classifies
     scan = scan_rows(files, header, target, seed, ranges, quotas, classify=classify,
                      text_columns=categorical)
     keep_text = [*categorical] + ([target] if classify else [])
@@ -410,10 +411,10 @@ class TrainingStream:
 
     def _targets(self, text: tf.Tensor, table: Any) -> tf.Tensor:
         # The shapes and dtypes of `presets.training_targets`.
-        problem = self.splits.schema.problem
-        if problem == "multiclass":
+        problem = problems.get(self.splits.schema.problem)
+        if problem.per_class_outputs:
             return tf.cast(table.lookup(text), tf.int32)
-        if problem == "binary":
+        if problem.classifies:
             return tf.expand_dims(tf.cast(table.lookup(text), tf.float32), -1)
         numbers, _ = parse_numbers(text, tf.zeros_like(text, tf.bool))
         return tf.expand_dims((numbers - self.target_mean) / self.target_std, -1)
@@ -441,7 +442,8 @@ class TrainingStream:
                      else f"every {share.row_shards}th line of {len(splits.files)} shard(s)"),
                   flush=True)
         target_index = self.decoder.target_index
-        table = self.decoder.label_table() if splits.schema.problem != "regression" else None
+        table = (self.decoder.label_table() if problems.get(splits.schema.problem).classifies
+                 else None)
 
         def training_lines(lines):
             lines = tf.boolean_mask(lines, nonblank(lines))

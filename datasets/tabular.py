@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from common import problems
 from common.errors import InputError
+from common.problems import Problem
 from datasets.csv_files import read_csv  # noqa: F401  (re-exported: its home before)
 from datasets.frame_checks import (
     check_finite,
@@ -181,7 +183,7 @@ def infer_schema(
     Args:
         frame: The data, features and target.
         target: Name of the target column.
-        problem: `"binary"`, `"multiclass"` or `"regression"`.
+        problem: A name in `common.problems.NAMES`.
         source: The file or dataset name, used in messages.
         categorical: Columns to treat as categories even if they hold numbers.
         positive_label: For binary problems, the label of the positive class; by default a value
@@ -194,7 +196,9 @@ def infer_schema(
     Raises:
         InputError: For a missing target column, a target that does not fit the problem, a numeric
             column with non-numeric values, or no feature columns.
+        ValueError: For an unknown problem.
     """
+    spec = problems.get(problem)
     if target not in frame.columns:
         raise InputError(f"target column '{target}' is not in {source}; its columns are: "
                          f"{', '.join(map(str, frame.columns))}. Pass --target with one of them.")
@@ -236,9 +240,9 @@ def infer_schema(
     if not columns:
         raise InputError(f"{source} has no feature columns besides the target '{target}'. Add the "
                          "columns the model should learn from.")
-    labels = _labels_for(frame[target].dropna(), target, problem, source, positive_label,
+    labels = _labels_for(frame[target].dropna(), target, spec, source, positive_label,
                          max_classes)
-    if problem == "regression":
+    if not spec.classifies:
         check_finite(frame[target], f"target '{target}' of {source}", source)
     return TabularSchema(target=target, problem=problem, columns=columns, labels=labels)
 
@@ -253,12 +257,12 @@ def _label_order(label: Any) -> tuple[int, float, str]:
 def _labels_for(
     values: pd.Series,
     target: str,
-    problem: str,
+    problem: Problem,
     source: str,
     positive_label: Any,
     max_classes: int | None,
 ) -> list[Any]:
-    if problem == "regression":
+    if not problem.classifies:
         if _numeric_fraction(values) < 1.0:
             position, value, _ = first_non_number(values)
             raise InputError(f"regression needs a numeric target, but target '{target}' of "
@@ -271,8 +275,8 @@ def _labels_for(
         raise InputError(f"target '{target}' of {source} has one class ({shown}) in "
                          f"{len(values)} rows; a classifier needs examples of at least two "
                          "classes. Check the --target column or add rows of the other class.")
-    if problem == "binary":
-        if len(labels) > 2:
+    if problem.positive_class:
+        if len(labels) > problem.max_classes:
             raise InputError(f"target '{target}' of {source} has {len(labels)} classes ({shown}); "
                              "binary classification needs exactly two. For more classes use "
                              "python -m tasks.multiclass_classify.")
@@ -305,7 +309,7 @@ def encode_labels(values: pd.Series, schema: TabularSchema, source: str = "the d
     Raises:
         InputError: If a value is not one of the classes seen in training.
     """
-    if schema.problem == "regression":
+    if not problems.get(schema.problem).classifies:
         return parse_numbers(values, f"target '{schema.target}' of {source}", source,
                               "Fix or remove those rows.")
     index = {str(label): position for position, label in enumerate(schema.labels)}
@@ -380,7 +384,7 @@ def split_frame(
     Raises:
         InputError: If there are too few rows (or too few of some class) to split.
     """
-    classify = schema.problem != "regression"
+    classify = problems.get(schema.problem).classifies
     parts = 3 if test_fraction > 0 else 2
     counts = frame[schema.target].map(lambda v: str(_label_value(v))).value_counts()
     smallest = counts.min() if classify else len(frame)

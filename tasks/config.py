@@ -15,6 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from common import problems
 from common.errors import InputError
 from datasets.limits import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_MEMORY_FRACTION
 from datasets.tabular import streams
@@ -219,7 +220,8 @@ class TaskConfig:
 
     Attributes:
         task: The task module's name.
-        problem: `binary`, `multiclass` or `regression` (picks the preset and the head).
+        problem: A name in `common.problems.NAMES`: `binary`, `multiclass` or `regression`
+            (picks the preset and the head); set by the task.
         inputs: `table` (a CSV or a named table) or `images` (a class-folder tree or a named image
             set); set by the task, not by users.
     """
@@ -350,6 +352,8 @@ def validate(config: TaskConfig) -> None:
     """Checks values a dataclass cannot check; raises InputError naming the bad one."""
     train, data = config.train, config.data
     checks = [
+        (config.problem in problems.NAMES,
+         f"problem must be one of {', '.join(problems.NAMES)}", config.problem),
         (train.epochs >= 1, "train.epochs (--epochs) must be at least 1", train.epochs),
         (train.batch_size >= 1, "train.batch_size (--batch-size) must be at least 1",
          train.batch_size),

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common import problems
 from common.errors import InputError
 from datasets.image_preprocessing import INPUT_NAME, ImageSchema
 from datasets.tabular import TabularSchema, features_from_frame, read_csv
@@ -123,10 +124,11 @@ def with_predictions(frame: pd.DataFrame, schema: TabularSchema | ImageSchema,
     """Adds `predicted_<target>` (user's label values) and `probability_<label>` columns."""
     result = frame.copy()
     name = f"predicted_{schema.target}"
-    if schema.problem == "regression":
+    problem = problems.get(schema.problem)
+    if not problem.classifies:
         result[name] = np.asarray(outputs).reshape(-1)
         return result
-    if schema.problem == "binary":
+    if problem.positive_class:
         positive = np.asarray(outputs, dtype="float64").reshape(-1)
         probabilities = np.stack([1.0 - positive, positive], axis=1)
     else:

@@ -1,10 +1,12 @@
-"""Output heads: the one place in the zoo that knows the problem type."""
+"""Output heads: the output layer per problem type (declared in `common.problems`)."""
 
 from __future__ import annotations
 
 import keras
 
-PROBLEMS = ("binary", "multiclass", "regression")
+from common import problems
+
+PROBLEMS = problems.NAMES
 
 
 def check_problem(problem: str, num_classes: int | None = None) -> None:
@@ -14,12 +16,10 @@ def check_problem(problem: str, num_classes: int | None = None) -> None:
         ValueError: For an unknown problem or a multiclass problem without at least 2 classes
             (two-class tables use the binary head; image tasks use softmax for any count).
     """
-    if problem not in PROBLEMS:
-        raise ValueError(f"Unknown problem {problem!r}; choose one of {PROBLEMS}. "
-                         f"Received: problem={problem!r}")
-    if problem == "multiclass" and (num_classes is None or num_classes < 2):
-        raise ValueError("A multiclass head needs num_classes >= 2 (a softmax over the classes). "
-                         f"Received: num_classes={num_classes}")
+    spec = problems.get(problem)
+    if spec.per_class_outputs and (num_classes is None or num_classes < spec.min_classes):
+        raise ValueError(f"A {spec.name} head needs num_classes >= {spec.min_classes} (a softmax "
+                         f"over the classes). Received: num_classes={num_classes}")
 
 
 def add_head(
@@ -46,12 +46,8 @@ def add_head(
         The output tensor.
     """
     check_problem(problem, num_classes)
-    units, activation = {
-        "binary": (1, "sigmoid"),
-        "multiclass": (num_classes, "softmax"),
-        "regression": (1, None),
-    }[problem]
+    spec = problems.get(problem)
     return keras.layers.Dense(
-        units, activation=activation, kernel_initializer=kernel_initializer, dtype="float32",
-        name=name,
+        spec.output_units(num_classes), activation=spec.activation,
+        kernel_initializer=kernel_initializer, dtype="float32", name=name,
     )(features)

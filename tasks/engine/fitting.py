@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 import zoo
+from common import problems
 from common.errors import InputError
 from tasks.config import TaskConfig, TrainConfig
 from tasks.engine import distribute, fine_tune, presets, resume
@@ -56,7 +57,7 @@ def fit_configuration(config: TaskConfig, params: dict[str, Any], train: TrainCo
         try:
             network = zoo.build_model(
                 config.model.name, problem=config.problem,
-                num_classes=len(schema.labels) if config.problem == "multiclass" else None,
+                num_classes=problems.get(config.problem).num_classes(len(schema.labels)),
                 **data.preprocessor.builder_inputs(), **params)
         except ValueError as error:  # builders check their arguments with ValueError
             raise InputError(f"model '{config.model.name}': {error} (set with --set "

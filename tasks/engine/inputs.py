@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common import problems
 from datasets.image_preprocessing import INPUT_NAME, ImagePreprocessor, ImageSchema
 from datasets.preprocessing import TabularPreprocessor
 from datasets.streaming import StreamingSplits, TrainingStream
@@ -90,7 +91,7 @@ class TableInputs:
             "target": self.schema.target,
             "labels": self.schema.labels,
             "target_range": ([float(train.min()), float(train.max())]
-                             if self.schema.problem == "regression" else None),
+                             if not problems.get(self.schema.problem).classifies else None),
             "features": f"{len(self.schema.numeric)} numeric, {len(self.schema.categorical)} "
                         f"categorical ({preprocessor.width} model inputs after preprocessing)",
         }

@@ -1,7 +1,8 @@
 """Per-problem presets: loss, Keras metrics, scores, baselines; optimizers by name.
 
-With `zoo.heads`, this is the one place that knows the problem type: adding a problem means adding
-a `ProblemPreset` here and a head there.
+The problem types and what they mean for data and outputs are declared in `common.problems`;
+a preset adds what a problem needs to train and be scored. Adding a problem means a `Problem`
+there and a `ProblemPreset` here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from common import problems
+from common.problems import Problem
 from tasks.engine import evaluation
 
 
@@ -21,6 +24,7 @@ class ProblemPreset:
     """What a problem needs beyond the model.
 
     Attributes:
+        problem: The problem's declaration (`common.problems`).
         loss: The Keras loss.
         keras_metrics: Metrics Keras tracks per epoch besides the loss (history.csv, learning
             curves). None by default: on small tables each one adds about a fifth to the fit time
@@ -34,15 +38,11 @@ class ProblemPreset:
         headline: The metric printed first and used to compare with baselines.
         higher_is_better: Whether a larger `headline` is better.
         losses: Loss names `train.loss` may choose; the first is the default.
-        standardize_target: Train on `(y - mean) / std` of the training targets; the exported
-            model rescales its output back to the target's units.
         plots: Test-split plots in `tasks.engine.plots.TEST_PLOTS` to draw for this problem.
         per_class: `(y_true, output, labels) -> rows` of per-class test scores, if any.
-        classifies: Outputs are class probabilities. Reduced-precision exports are then judged
-            by label agreement and the headline's drop in its own units (accuracy points);
-            otherwise by the headline's drop as a fraction (of the RMSE).
     """
 
+    problem: Problem
     loss: str
     keras_metrics: tuple[str, ...]
     score: Callable[[np.ndarray, np.ndarray], dict[str, float]]
@@ -52,14 +52,28 @@ class ProblemPreset:
     headline: str
     higher_is_better: bool = True
     losses: tuple[str, ...] = ()
-    standardize_target: bool = False
     plots: tuple[str, ...] = ()
     per_class: Callable[..., list[dict[str, Any]]] | None = None
-    classifies: bool = True
+
+    @property
+    def standardize_target(self) -> bool:
+        """Train on `(y - mean) / std` of the training targets (see `Problem`)."""
+        return self.problem.standardize_target
+
+    @property
+    def classifies(self) -> bool:
+        """Outputs are class probabilities.
+
+        Reduced-precision exports are then judged by label agreement and the headline's drop in
+        its own units (accuracy points); otherwise by the headline's drop as a fraction (of the
+        RMSE).
+        """
+        return self.problem.classifies
 
 
 PRESETS: dict[str, ProblemPreset] = {
-    "binary": ProblemPreset(
+    problems.BINARY.name: ProblemPreset(
+        problem=problems.BINARY,
         loss="binary_crossentropy",
         keras_metrics=(),
         score=evaluation.binary_scores,
@@ -70,7 +84,8 @@ PRESETS: dict[str, ProblemPreset] = {
         losses=("binary_crossentropy",),
         plots=("confusion_matrix", "roc_curve"),
     ),
-    "multiclass": ProblemPreset(
+    problems.MULTICLASS.name: ProblemPreset(
+        problem=problems.MULTICLASS,
         loss="sparse_categorical_crossentropy",
         keras_metrics=(),
         score=evaluation.multiclass_scores,
@@ -84,7 +99,8 @@ PRESETS: dict[str, ProblemPreset] = {
     ),
     # The network learns the standardized target; the runner appends a Rescaling layer so every
     # exported model outputs the target's own units.
-    "regression": ProblemPreset(
+    problems.REGRESSION.name: ProblemPreset(
+        problem=problems.REGRESSION,
         loss="mse",
         keras_metrics=(),
         score=evaluation.regression_scores,
@@ -94,26 +110,25 @@ PRESETS: dict[str, ProblemPreset] = {
         headline="rmse",
         higher_is_better=False,
         losses=("mse", "huber", "mae"),
-        standardize_target=True,
         plots=("predicted_vs_actual", "residuals"),
-        classifies=False,
     ),
 }
 
 
 def training_targets(problem: str, ids: np.ndarray) -> np.ndarray:
-    """Targets in the shape and dtype the problem's loss expects."""
-    if problem == "multiclass":
+    """Targets in the shape and dtype the problem's loss expects: class ids for a softmax."""
+    if problems.get(problem).per_class_outputs:
         return ids.astype("int32")
     return ids.reshape(-1, 1).astype("float32")
 
 
 def get_preset(problem: str) -> ProblemPreset:
-    """Returns the preset for `problem`."""
-    if problem not in PRESETS:
-        raise ValueError(f"No preset for problem {problem!r}; known: {', '.join(PRESETS)}. "
-                         f"Received: problem={problem!r}")
-    return PRESETS[problem]
+    """Returns the preset for `problem`.
+
+    Raises:
+        ValueError: For an unknown problem, listing the choices (`common.problems.get`).
+    """
+    return PRESETS[problems.get(problem).name]
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -163,7 +178,7 @@ def compile_arguments(
     """Keyword arguments for `model.compile` for `problem`.
 
     Args:
-        problem: `"binary"`, `"multiclass"` or `"regression"`.
+        problem: A name in `common.problems.NAMES`.
         optimizer: An optimizer name (see `make_optimizer`).
         learning_rate: Initial learning rate.
         steps_per_execution: Gradient steps per call into TensorFlow.

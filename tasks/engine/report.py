@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from common import problems  # noqa: E402
 from tasks.engine import parity
 
 
@@ -41,7 +42,7 @@ def export_section(metrics: dict[str, Any], settings: dict[str, Any]) -> list[st
     exports = metrics["exports"]
     if not exports:
         return ["## Exports", "(none requested)", ""]
-    scaled = metrics["problem"] == "regression"
+    scaled = problems.get(metrics["problem"]).standardize_target
     float_bytes = exports.get("tflite", {}).get("bytes")
     rows = []
     for name, result in exports.items():
@@ -162,7 +163,8 @@ def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
            if summary["labels"] else
            f"numbers from {summary['target_range'][0]:,.4g} to {summary['target_range'][1]:,.4g}"
            " (the network learns them standardized; every export outputs these units)")
-        + (f" (positive: `{summary['labels'][-1]}`)" if metrics["problem"] == "binary" else ""),
+        + (f" (positive: `{summary['labels'][-1]}`)"
+           if problems.get(metrics["problem"]).positive_class else ""),
         f"- features: {summary['features']}",
         *([f"- streamed: {summary['streaming']}"] if summary.get("streaming") else []),
         "",

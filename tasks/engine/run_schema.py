@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from common import problems
 from common.errors import InputError
 from datasets.image_preprocessing import INPUT_NAME, ImageSchema
 from datasets.tabular import TabularSchema
@@ -22,7 +23,7 @@ MAX_SCHEMA_BYTES = 16 * 1024 * 1024
 # Larger than any image model here trains on; a bound keeps a tampered size from allocating
 # (height x width x channels) bytes per image.
 MAX_IMAGE_SIDE = 4096
-PROBLEMS = ("binary", "multiclass", "regression")
+PROBLEMS = problems.NAMES
 _INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
@@ -81,8 +82,7 @@ def _schema_problem(data: Any) -> str | None:
     labels = data["labels"]
     if not isinstance(labels, list) or not all(map(_is_label, labels)):
         return "'labels' must be a list of class values"
-    classes = {"binary": 2, "multiclass": len(labels), "regression": 0}[data["problem"]]
-    if len(labels) != classes or (data["problem"] == "multiclass" and len(labels) < 2):
+    if not problems.get(data["problem"]).accepts_classes(len(labels)):
         return f"a {data['problem']} problem cannot have {len(labels)} labels"
     if len({str(label) for label in labels}) != len(labels):
         return "'labels' repeats a class"
@@ -101,8 +101,9 @@ def _image_problem(data: dict[str, Any]) -> str | None:
                 f"{MAX_IMAGE_SIDE}, found {size!r}")
     if data.get("channels") not in (1, 3) or isinstance(data.get("channels"), bool):
         return f"'channels' must be 1 or 3, found {data.get('channels')!r}"
-    if data["problem"] != "multiclass" or not all(map(_is_text, data["labels"])):
-        return "an image model's 'problem' is multiclass and its labels are class names"
+    if data["problem"] != problems.IMAGE_PROBLEM.name or not all(map(_is_text, data["labels"])):
+        return (f"an image model's 'problem' is {problems.IMAGE_PROBLEM.name} and its labels are "
+                "class names")
     return None
 
 
@@ -136,4 +137,4 @@ def expected_signature(schema: TabularSchema | ImageSchema
         return inputs, len(schema.labels)
     inputs = {column.input_name: ((1,), "float32" if column.kind == "numeric" else "string")
               for column in schema.columns}
-    return inputs, len(schema.labels) if schema.problem == "multiclass" else 1
+    return inputs, problems.get(schema.problem).output_units(len(schema.labels))

@@ -54,7 +54,7 @@ def test_binary_preset_scores_with_scikit_learn_names():
     scores = preset.score(np.array([0, 1, 1, 0]), np.array([0.2, 0.9, 0.4, 0.6]))
     assert scores == pytest.approx({"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5,
                                     "roc_auc": 0.75})
-    with pytest.raises(ValueError, match="No preset for problem 'ranking'"):
+    with pytest.raises(ValueError, match="Unknown problem 'ranking'"):
         presets.get_preset("ranking")
 
 
