@@ -10,7 +10,7 @@ from datasets.synthetic_images import generate_image_folder
 from tasks import image_classify, predict
 from tasks.config import EXPORT_FORMATS
 from tasks.engine import export, inference, report
-from tests.tasks.test_cli_errors import assert_one_error_line
+from tests.helpers import assert_one_error_line
 
 FAST = ["--epochs", "6", "--set", "train.early_stopping_patience=0", "--image-size", "16"]
 

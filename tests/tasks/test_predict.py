@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tasks.predict import main
-from tests.tasks.conftest import make_user_frame
+from tests.helpers import make_user_frame
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,7 @@ import zoo
 from datasets.image_preprocessing import ImagePreprocessor, ImageSchema
 from datasets.images import read_images
 from tasks import predict
-from tests.helpers import assert_cli_error, run_cli
-from tests.tasks.conftest import make_user_frame
-from tests.tasks.test_cli_errors import assert_one_error_line
+from tests.helpers import assert_cli_error, assert_one_error_line, make_user_frame, run_cli
 
 FEATURES = ["age", "annual income", "color"]
 PREDICTED = ["predicted_bought", "probability_no", "probability_yes"]

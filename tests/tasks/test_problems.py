@@ -11,7 +11,7 @@ from tasks import multiclass_classify, predict, regression
 from tasks.config import EXPORT_FORMATS
 from tasks.engine import inference
 from tasks.engine.export import FLOAT_FORMATS, REDUCED_FORMATS
-from tests.tasks.test_cli_errors import assert_one_error_line
+from tests.helpers import assert_one_error_line
 
 FAST = ["--epochs", "6", "--set", "train.early_stopping_patience=0"]
 ROOT = Path(__file__).resolve().parents[2]

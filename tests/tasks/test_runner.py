@@ -13,7 +13,7 @@ from datasets.tabular import features_from_frame
 from tasks.binary_classify import main
 from tasks.config import EXPORT_FORMATS, ExportConfig
 from tasks.engine import export, inference
-from tests.tasks.conftest import FAST, read_metrics
+from tests.helpers import FAST, read_metrics
 
 BINARY_METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
 

@@ -13,9 +13,14 @@ from datasets.streaming import StreamingSplits
 from tasks.binary_classify import main
 from tasks.config import DEFAULT_EXPORTS, EXPORT_FORMATS, DataConfig
 from tasks.regression import main as regression_main
-from tests.datasets.test_streaming import PRICE_SHARDS, price_table
-from tests.tasks.conftest import make_user_frame, read_metrics
-from tests.tasks.test_cli_errors import assert_one_error_line, run_main
+from tests.helpers import (
+    PRICE_SHARDS,
+    assert_one_error_line,
+    make_user_frame,
+    price_table,
+    read_metrics,
+    run_main,
+)
 
 ROWS = 1200
 SAMPLE = ["--set", "data.sample_rows=200", "--set", "data.held_out_rows=80"]

@@ -14,8 +14,7 @@ import pytest
 from datasets.synthetic_images import generate_image_folder
 from tasks import image_classify, predict, transfer_learning
 from tasks.engine import inference
-from tests.tasks.test_cli_errors import assert_one_error_line
-from tests.zoo.test_applications import network_is_reachable
+from tests.helpers import assert_one_error_line, network_is_reachable
 
 SMALL = ["--image-size", "16", "--set", "train.early_stopping_patience=0",
          "--set", "export.latency=false"]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,10 +19,17 @@ from datasets.registry import load_tabular
 from datasets.tabular import features_from_frame
 from tasks.binary_classify import main
 from tasks.engine import evaluation, runner
-from tests.tasks.conftest import read_metrics
-from tests.tasks.test_cli_errors import assert_one_error_line, run_main
+from tests.helpers import (
+    ROOT,
+    assert_one_error_line,
+    completed,
+    free_port,
+    printed_trials,
+    read_metrics,
+    run_main,
+    subprocess_env,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 4
 # Narrowed and fixed so the search is small; the settings also exercise --set in a real search.
 SEARCH = ["--tune", "--trials", str(TRIALS), "--max-epochs", "4", "--export", "none",
@@ -158,27 +163,6 @@ def test_overwrite_starts_the_search_over(tuned_run, user_csv, tmp_path):
     assert read_metrics(run_dir)["tuning"]["trials_run"] == 1
 
 
-def completed(trial_folder: Path) -> set[str]:
-    done = set()
-    for path in trial_folder.glob("trial_*/trial.json"):
-        try:
-            trial = json.loads(path.read_text())
-        except json.JSONDecodeError:  # being written
-            continue
-        if trial["status"] == "COMPLETED":
-            done.add(trial["trial_id"])
-    return done
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
-
-
-def printed_trials(output: str) -> list[str]:
-    return [line.split()[1].rstrip(":") for line in output.splitlines()
-            if line.startswith("  trial ")]
-
-
 @pytest.mark.slow
 def test_a_killed_search_resumes_without_rerunning_finished_trials(tuned_run, user_csv,
                                                                    tmp_path, capsys):
@@ -205,12 +189,6 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(tuned_run, us
     resumed, uninterrupted = table(run_dir), table(tuned_run[0])
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"),
                                   uninterrupted.drop(columns="seconds"), rtol=1e-5)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.slow

@@ -17,8 +17,7 @@ import keras
 import pytest
 
 from tasks import predict, transfer_learning
-from tests.helpers import assert_cli_error, run_cli
-from tests.tasks.test_cli_errors import assert_one_error_line
+from tests.helpers import assert_cli_error, assert_one_error_line, run_cli
 
 KERAS = "model.keras"
 TFLITE = "export/model.tflite"

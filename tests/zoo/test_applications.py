@@ -15,6 +15,7 @@ from keras.src.utils import file_utils
 import zoo
 from datasets.errors import InputError
 from datasets.image_preprocessing import ImagePreprocessor, ImageSchema
+from tests.helpers import network_is_reachable
 from zoo.applications import (
     BACKBONES,
     _backbone_size,
@@ -47,16 +48,6 @@ def keras_home(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path))
     return tmp_path
-
-
-def network_is_reachable():
-    if any(urllib.request.getproxies().values()):
-        return True
-    try:
-        socket.getaddrinfo("storage.googleapis.com", 443)
-    except OSError:
-        return False
-    return True
 
 
 # --- Backbones from keras.applications ---------------------------------------------------
