@@ -11,6 +11,9 @@ import pytest
 from tasks.predict import main
 from tests.helpers import make_user_frame
 
+# Every test predicts with the trained run, a whole training run.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def new_rows(tmp_path_factory):

@@ -55,6 +55,7 @@ def streamed_run(tmp_path_factory):
     return root / "run", read, root / "shards", output.getvalue()
 
 
+@pytest.mark.slow
 def test_streamed_run_writes_the_contracted_run_directory(streamed_run):
     run_dir, *_ = streamed_run
     metrics = read_metrics(run_dir)
@@ -70,6 +71,7 @@ def test_streamed_run_writes_the_contracted_run_directory(streamed_run):
     assert "streamed:" in (run_dir / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_every_row_is_counted_and_only_samples_are_held(streamed_run):
     run_dir, *_ = streamed_run
     metrics = read_metrics(run_dir)
@@ -81,6 +83,7 @@ def test_every_row_is_counted_and_only_samples_are_held(streamed_run):
     assert metrics["rows"]["train"] > 700  # trained on every training row, not the sample
 
 
+@pytest.mark.slow
 def test_epochs_are_passes_over_the_training_rows(streamed_run):
     run_dir, _, _, output = streamed_run
     metrics = read_metrics(run_dir)
@@ -93,6 +96,7 @@ def test_epochs_are_passes_over_the_training_rows(streamed_run):
     assert f"trained {len(history)} epochs" in (run_dir / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_pandas_never_reads_the_shards(streamed_run):
     _, read, shards, _ = streamed_run
     assert not [source for source, _ in read if str(shards) in source]
@@ -138,6 +142,7 @@ def test_stream_flag_streams_a_single_csv(user_csv):
                                           "binary", seed=0), StreamingSplits)
 
 
+@pytest.mark.slow
 def test_a_run_on_sorted_shards_is_scored_on_representative_test_rows(tmp_path):
     """Issue 13 (point 8): shards sorted by price, the mean baseline's test RMSE as the gauge.
 

@@ -159,6 +159,7 @@ BACKUP_CASES = {
 
 
 @pytest.mark.parametrize("case", BACKUP_CASES)
+@pytest.mark.slow
 def test_a_damaged_backup_is_one_error_line_and_nothing_is_lost(case, backup_copy, user_csv,
                                                                  capsys):
     tamper, fragment = BACKUP_CASES[case]
@@ -236,6 +237,7 @@ TUNER_CASES = {
 
 
 @pytest.mark.parametrize("case", TUNER_CASES)
+@pytest.mark.slow
 def test_a_damaged_tuner_folder_is_one_error_line_and_nothing_is_written(case, stopped_search,
                                                                          tmp_path, user_csv,
                                                                          capsys):

@@ -52,6 +52,7 @@ def transfer_run(folders, pretrained, tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
 def test_both_phases_share_one_history_and_report(transfer_run):
     history = pd.read_csv(transfer_run / "history.csv")
     assert list(history["phase"]) == [1, 1, 1, 2, 2]
@@ -70,6 +71,7 @@ def test_both_phases_share_one_history_and_report(transfer_run):
     assert "two phases: 3 epochs training the head" in (transfer_run / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_backbone_is_the_pretrained_feature_extractor(transfer_run, pretrained):
     """With no fine-tuning step kept, the backbone's weights are the pretrained network's; in
     any case its batch-norm layers were frozen, so their statistics are the pretrained ones."""
@@ -89,6 +91,7 @@ def test_the_backbone_is_the_pretrained_feature_extractor(transfer_run, pretrain
             np.testing.assert_array_equal(old_weight, new_weight)
 
 
+@pytest.mark.slow
 def test_transferred_model_exports_and_predicts_raw_images(transfer_run, folders, tmp_path):
     metrics = json.loads((transfer_run / "metrics.json").read_text())
     assert metrics["exports"]["tflite"]["max_abs_diff"] <= 1e-4

@@ -30,6 +30,8 @@ from tests.helpers import (
     subprocess_env,
 )
 
+# Every test runs a search or reads the one the session ran.
+pytestmark = pytest.mark.slow
 TRIALS = 4
 # Narrowed and fixed so the search is small; the settings also exercise --set in a real search.
 SEARCH = ["--tune", "--trials", str(TRIALS), "--max-epochs", "4", "--export", "none",
@@ -163,7 +165,6 @@ def test_overwrite_starts_the_search_over(tuned_run, user_csv, tmp_path):
     assert read_metrics(run_dir)["tuning"]["trials_run"] == 1
 
 
-@pytest.mark.slow
 def test_a_killed_search_resumes_without_rerunning_finished_trials(tuned_run, user_csv,
                                                                    tmp_path, capsys):
     run_dir = tmp_path / "resumed"
@@ -191,7 +192,6 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(tuned_run, us
                                   uninterrupted.drop(columns="seconds"), rtol=1e-5)
 
 
-@pytest.mark.slow
 def test_a_chief_and_two_workers_share_one_search(user_csv, tmp_path):
     run_dir = tmp_path / "distributed"
     command = [sys.executable, "-m", "tasks.binary_classify",
@@ -216,7 +216,6 @@ def test_a_chief_and_two_workers_share_one_search(user_csv, tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["distributed"]
 
 
-@pytest.mark.slow
 def test_the_same_search_in_a_new_process_gives_the_same_table_and_metrics(tuned_run, user_csv,
                                                                             tmp_path):
     """Same command, same seed, a fresh process: the trial table and the tuned run's metrics
