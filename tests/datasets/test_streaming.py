@@ -18,7 +18,7 @@ from datasets.streaming import (
     worker_share,
 )
 from datasets.tabular import features_from_frame, streams
-from tests.tasks.conftest import make_user_frame
+from tests.helpers import PRICE_ROWS, PRICE_SHARDS, make_user_frame, price_table
 
 ROWS = 900
 
@@ -268,22 +268,7 @@ def test_streamed_targets_match_the_in_memory_targets(tmp_path, problem):
         assert [result.schema.labels[i] for i in y.numpy()] == expected.tolist()
 
 
-# A price table sorted by price, cut into shards, as in issue 13 (point 8): the first rows of
-# each shard are its cheapest. Small on purpose; the tolerances below hold for a uniform sample
-# of these sizes with probability above 99.7% (checked by simulation), and the old first-rows
-# sample misses each of them (test mean 0.38 standard deviations low, RMSE ratio 0.73).
-PRICE_ROWS, PRICE_SHARDS = 4000, 4
-
-
-def price_table(rows: int = PRICE_ROWS, seed: int = 5) -> pd.DataFrame:
-    """A skewed `price` (gamma), one feature that follows it, a category; sorted by price."""
-    rng = np.random.default_rng(seed)
-    price = np.sort(rng.gamma(4.0, 250.0, rows)).round(2)
-    return pd.DataFrame({"row_id": np.arange(rows),
-                         "carat": (price / 1000 + rng.normal(0, 0.1, rows)).round(3),
-                         "cut": rng.choice(["fair", "good", "ideal"], rows), "price": price})
-
-
+# A price table sorted by price, cut into shards (tests.helpers.price_table says why).
 @pytest.fixture(scope="module")
 def sorted_splits(tmp_path_factory):
     pattern = write_shards(tmp_path_factory.mktemp("sorted"), price_table(), PRICE_SHARDS)

@@ -11,7 +11,7 @@ import pytest
 import tasks
 from common.errors import InputError
 from tasks import predict
-from tests.tasks.conftest import make_user_frame
+from tests.helpers import make_user_frame
 
 QUICK = {"train.early_stopping_patience": 0, "export.formats": ["keras", "tflite"],
          "export.latency": False}

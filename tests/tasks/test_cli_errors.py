@@ -6,22 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
-from tasks.binary_classify import main
-from tests.tasks.conftest import make_user_frame
-
-
-def run_main(capsys, *argv):
-    capsys.readouterr()
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.err.strip().splitlines()
-
-
-def assert_one_error_line(lines, *fragments):
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+from tests.helpers import assert_one_error_line, make_user_frame, run_main
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 
 from datasets.synthetic_images import generate_image_folder
-from tests.helpers import run_cli
-from tests.tasks.conftest import FAST
+from tests.helpers import FAST, run_cli
 
 TOLERANCE = 1e-6
 VARIES = ("seconds", "latency", "timing", "bytes", "per_second", "rows_per_second")

@@ -19,7 +19,7 @@ from tasks.binary_classify import default_config
 from tasks.cli import config_from_args
 from tasks.engine import devices, distribute, resume, roles
 from tasks.engine.cluster import read_cluster
-from tests.tasks.test_cli_errors import assert_one_error_line, run_main
+from tests.helpers import assert_one_error_line, run_main
 
 
 def tf_config(workers: int = 2, index: int = 0, chief: bool = False, **task) -> str:

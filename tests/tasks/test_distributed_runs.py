@@ -24,9 +24,14 @@ import pytest
 
 from tasks.binary_classify import main
 from tasks.engine import devices, resume
-from tests.tasks.conftest import make_user_frame, read_metrics
-from tests.tasks.test_cli_errors import assert_one_error_line
-from tests.tasks.test_tuning_runs import ROOT, free_port, subprocess_env
+from tests.helpers import (
+    ROOT,
+    assert_one_error_line,
+    free_port,
+    make_user_frame,
+    read_metrics,
+    subprocess_env,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from datasets.synthetic_images import generate_image_folder
 from tasks import image_classify, predict
 from tasks.config import EXPORT_FORMATS
 from tasks.engine import export, inference, plots
-from tests.tasks.test_cli_errors import assert_one_error_line
+from tests.helpers import assert_one_error_line
 
 FAST = ["--epochs", "6", "--set", "train.early_stopping_patience=0", "--image-size", "16"]
 
@@ -34,6 +34,7 @@ def metrics_of(run_dir):
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_image_run_writes_the_contracted_files_and_metrics(image_run):
     for name in ["config.json", "metrics.json", "history.csv", "report.md", "schema.json",
                  "run_card.json", "export/schema.json", "plots/learning_curves.png",
@@ -57,6 +58,7 @@ def test_image_run_writes_the_contracted_files_and_metrics(image_run):
     assert "16x16 pixels, 3 channel(s)" in text and "svm_rbf" in text
 
 
+@pytest.mark.slow
 def test_every_artifact_takes_raw_uint8_images(image_run):
     model = inference.load_keras(image_run / "model.keras")
     assert [(tensor.name, tensor.dtype, tuple(tensor.shape)) for tensor in model.inputs] == [
@@ -73,6 +75,7 @@ def test_every_artifact_takes_raw_uint8_images(image_run):
             assert not [op for op in operators if op.startswith("Flex")], (name, operators)
 
 
+@pytest.mark.slow
 def test_augmentation_never_reaches_an_exported_model(image_run):
     """Keras's random layers treat an unset `training` as training: a SavedModel exported with
     `model.export` would augment every served image. Ours answers the same twice, like Keras."""
@@ -89,6 +92,7 @@ def test_augmentation_never_reaches_an_exported_model(image_run):
 
 
 @pytest.mark.parametrize("artifact", list(EXPORT_FORMATS))
+@pytest.mark.slow
 def test_predict_images_from_a_folder_with_every_format(image_run, image_folder, tmp_path,
                                                         artifact):
     output = tmp_path / f"{artifact}.csv"
@@ -109,6 +113,7 @@ def test_predict_images_from_a_folder_with_every_format(image_run, image_folder,
     np.testing.assert_allclose(result[columns], reference[columns], atol=tolerance)
 
 
+@pytest.mark.slow
 def test_predict_takes_one_file_or_a_glob(image_run, image_folder, capsys):
     one = sorted((image_folder / "square").iterdir())[0]
     assert predict.main(["--run-dir", str(image_run), "--data", str(one)]) == 0
@@ -119,6 +124,7 @@ def test_predict_takes_one_file_or_a_glob(image_run, image_folder, capsys):
     assert len(capsys.readouterr().out.strip().splitlines()) == 25
 
 
+@pytest.mark.slow
 def test_image_task_input_errors(image_run, tmp_path, capsys):
     table = tmp_path / "table.csv"
     pd.DataFrame({"a": [1, 2], "b": [3, 4]}).to_csv(table, index=False)
@@ -165,6 +171,7 @@ def test_digits_default_template_reaches_098(tmp_path):
     assert int8["metric"]["drop"] <= 0.01 and int8["passed"]
 
 
+@pytest.mark.slow
 def test_tune_searches_the_cnn_space_on_images(image_folder, tmp_path):
     """`--tune` works on the image task too: the CNN declares its space next to its builder."""
     run_dir = tmp_path / "tuned"
@@ -180,6 +187,7 @@ def test_tune_searches_the_cnn_space_on_images(image_folder, tmp_path):
     assert metrics["exports"]["keras"]["passed"]
 
 
+@pytest.mark.slow
 def test_five_images_per_class_train_and_the_svm_baseline_still_calibrates(tmp_path):
     """4 training images per class: 5-fold calibration of the SVM baseline used to fail
     ("n_splits=5 cannot be greater than the number of members in each class")."""

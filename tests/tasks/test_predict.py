@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 
 from tasks.predict import main
-from tests.tasks.conftest import make_user_frame
+from tests.helpers import make_user_frame
+
+# Every test predicts with the trained run, a whole training run.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

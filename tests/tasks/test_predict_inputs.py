@@ -17,9 +17,7 @@ import zoo
 from datasets.image_preprocessing import ImagePreprocessor, ImageSchema
 from datasets.images import read_images
 from tasks import predict
-from tests.helpers import assert_cli_error, run_cli
-from tests.tasks.conftest import make_user_frame
-from tests.tasks.test_cli_errors import assert_one_error_line
+from tests.helpers import assert_cli_error, assert_one_error_line, make_user_frame, run_cli
 
 FEATURES = ["age", "annual income", "color"]
 PREDICTED = ["predicted_bought", "probability_no", "probability_yes"]
@@ -115,6 +113,7 @@ TABLES = [reordered, extra_columns, target_present, header_with_spaces,
 
 
 @pytest.mark.parametrize("make", TABLES, ids=[make.__name__ for make in TABLES])
+@pytest.mark.slow
 def test_tables_that_work_in_keras_and_tflite_alike(trained_run, base, reference, tmp_path,
                                                     capsys, make):
     frame, expect = make(base)
@@ -185,6 +184,7 @@ BAD_TABLES = [
 
 @pytest.mark.parametrize(("text", "fragments"), [case[1:] for case in BAD_TABLES],
                          ids=[case[0] for case in BAD_TABLES])
+@pytest.mark.slow
 def test_tables_that_stop_with_one_error_line(trained_run, tmp_path, capsys, text, fragments):
     path = write(tmp_path, text)
     output = tmp_path / "out.csv"
@@ -196,6 +196,7 @@ def test_tables_that_stop_with_one_error_line(trained_run, tmp_path, capsys, tex
 
 @pytest.mark.parametrize("case", ["data-is-a-folder", "data-missing", "output-is-a-folder",
                                   "output-is-the-data", "output-under-a-file"])
+@pytest.mark.slow
 def test_paths_that_stop_with_one_error_line(trained_run, base, tmp_path, capsys, case):
     data = tmp_path / "rows.csv"
     base.to_csv(data, index=False)

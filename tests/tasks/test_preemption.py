@@ -29,8 +29,14 @@ from tasks.binary_classify import main
 from tasks.config import TrainConfig
 from tasks.engine import distribute, distributed_fit, interrupt, resume
 from tasks.engine.callbacks import standard_callbacks
-from tests.tasks.test_tampered_state import epochs_done
-from tests.tasks.test_tuning_runs import ROOT, completed, free_port, printed_trials, subprocess_env
+from tests.helpers import (
+    ROOT,
+    completed,
+    epochs_done,
+    free_port,
+    printed_trials,
+    subprocess_env,
+)
 
 EPOCHS = 8
 # Ten steps an epoch, each its own call into TensorFlow: most signals land mid-epoch.

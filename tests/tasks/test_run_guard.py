@@ -14,9 +14,7 @@ import pytest
 
 from tasks.binary_classify import main
 from tasks.engine import run_guard
-from tests.helpers import ROOT, assert_cli_error, run_cli
-from tests.tasks.conftest import FAST
-from tests.tasks.test_cli_errors import assert_one_error_line
+from tests.helpers import FAST, ROOT, assert_cli_error, assert_one_error_line, run_cli
 
 
 def tree_digest(folder: Path) -> dict[str, str]:

@@ -13,11 +13,12 @@ from datasets.tabular import features_from_frame
 from tasks.binary_classify import main
 from tasks.config import EXPORT_FORMATS, ExportConfig
 from tasks.engine import export, inference, parity
-from tests.tasks.conftest import FAST, read_metrics
+from tests.helpers import FAST, read_metrics
 
 BINARY_METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
 
 
+@pytest.mark.slow
 def test_run_directory_holds_every_contracted_file(trained_run):
     for name in ["config.json", "metrics.json", "history.csv", "model.keras", "report.md",
                  "schema.json", "export/saved_model/saved_model.pb", *EXPORT_FORMATS.values(),
@@ -27,6 +28,7 @@ def test_run_directory_holds_every_contracted_file(trained_run):
     assert not trained_run.with_name("shoppers.partial").exists()
 
 
+@pytest.mark.slow
 def test_metrics_json_follows_the_schema(trained_run):
     metrics = read_metrics(trained_run)
     assert metrics["task"] == "binary_classify"
@@ -62,6 +64,7 @@ def test_metrics_json_follows_the_schema(trained_run):
     assert sum(metrics["rows"].values()) == 240
 
 
+@pytest.mark.slow
 def test_test_metrics_are_recomputable_from_the_saved_model(trained_run, user_csv):
     """The reported accuracy is what the saved model scores on the reported test split."""
     config = json.loads((trained_run / "config.json").read_text())
@@ -75,6 +78,7 @@ def test_test_metrics_are_recomputable_from_the_saved_model(trained_run, user_cs
     assert accuracy == pytest.approx(read_metrics(trained_run)["test"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_history_has_one_row_per_epoch_with_validation_loss(trained_run):
     history = pd.read_csv(trained_run / "history.csv")
     assert len(history) == 8
@@ -82,6 +86,7 @@ def test_history_has_one_row_per_epoch_with_validation_loss(trained_run):
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
 
 
+@pytest.mark.slow
 def test_model_keras_takes_raw_columns_by_name(trained_run):
     model = inference.load_keras(trained_run / "model.keras")
     inputs = {tensor.name: tensor.dtype for tensor in model.inputs}
@@ -93,6 +98,7 @@ def test_model_keras_takes_raw_columns_by_name(trained_run):
     assert output.shape == (2, 1) and np.isfinite(output).all()
 
 
+@pytest.mark.slow
 def test_savedmodel_signature_takes_raw_columns(trained_run):
     signature = inference.load_savedmodel(trained_run / "export" / "saved_model")
     _, kwargs = signature.structured_input_signature
@@ -101,6 +107,7 @@ def test_savedmodel_signature_takes_raw_columns(trained_run):
 
 
 @pytest.mark.parametrize("name", [name for name in EXPORT_FORMATS if name.startswith("tflite")])
+@pytest.mark.slow
 def test_every_tflite_file_uses_builtin_ops_only(trained_run, name):
     interpreter = inference.load_tflite(trained_run / EXPORT_FORMATS[name])
     operators = {op["op_name"] for op in interpreter._get_ops_details()}
@@ -108,6 +115,7 @@ def test_every_tflite_file_uses_builtin_ops_only(trained_run, name):
     assert not [name for name in operators if name.startswith("Flex")], operators
 
 
+@pytest.mark.slow
 def test_int8_file_quantizes_the_network_and_keeps_preprocessing_float(trained_run):
     interpreter = inference.load_tflite(trained_run / EXPORT_FORMATS["tflite_int8"])
     tensors = {detail["name"]: detail["dtype"] for detail in interpreter.get_tensor_details()}
@@ -124,6 +132,7 @@ def test_int8_file_quantizes_the_network_and_keeps_preprocessing_float(trained_r
                                inference.keras_outputs(keras_model, rows), atol=0.05)
 
 
+@pytest.mark.slow
 def test_client_schema_records_vocabulary_and_normalization(trained_run, user_csv):
     schema = json.loads((trained_run / "export" / "schema.json").read_text())
     by_input = {entry["input"]: entry for entry in schema["inputs"]}
@@ -138,6 +147,7 @@ def test_client_schema_records_vocabulary_and_normalization(trained_run, user_cs
         splits.train["annual income"].mean(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_report_shows_model_baselines_and_exports(trained_run):
     report = (trained_run / "report.md").read_text()
     for text in ["## Test metrics against baselines", "logistic_regression", "**model**",
@@ -147,6 +157,7 @@ def test_report_shows_model_baselines_and_exports(trained_run):
         assert text in report
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_run(trained_run, user_csv, tmp_path):
     again = tmp_path / "again"
     assert main(["--data", str(user_csv), "--target", "bought", "--run-dir", str(again),
@@ -156,6 +167,7 @@ def test_same_seed_gives_the_same_run(trained_run, user_csv, tmp_path):
     assert list((again / "logs" / "train").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_failed_parity_keeps_the_earlier_run(trained_run, user_csv, tmp_path, monkeypatch,
                                              capsys):
     run_dir = tmp_path / "kept"
@@ -178,6 +190,7 @@ def test_failed_parity_keeps_the_earlier_run(trained_run, user_csv, tmp_path, mo
         "max_abs_diff"] > 1e-4
 
 
+@pytest.mark.slow
 def test_bad_input_keeps_the_earlier_run(trained_run, tmp_path, capsys):
     before = {path: path.stat().st_mtime_ns for path in trained_run.rglob("*")}
     code = main(["--data", str(tmp_path / "missing.csv"), "--target", "bought",
@@ -187,6 +200,7 @@ def test_bad_input_keeps_the_earlier_run(trained_run, tmp_path, capsys):
     assert {path: path.stat().st_mtime_ns for path in trained_run.rglob("*")} == before
 
 
+@pytest.mark.slow
 def test_explicit_test_file_is_the_test_split(user_csv, tmp_path):
     frame = pd.read_csv(user_csv)
     frame.iloc[:180].to_csv(tmp_path / "train.csv", index=False)
@@ -199,6 +213,7 @@ def test_explicit_test_file_is_the_test_split(user_csv, tmp_path):
     assert rows == {"train": 144, "validation": 36, "test": 60}
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_logical_cpus_trains(user_csv, tmp_path):
     keras.backend.clear_session()
     run_dir = tmp_path / "mirrored"
@@ -207,6 +222,7 @@ def test_mirrored_strategy_on_logical_cpus_trains(user_csv, tmp_path):
     assert read_metrics(run_dir)["test"]["accuracy"] > 0.5
 
 
+@pytest.mark.slow
 def test_tflite_takes_raw_text_columns_on_standalone_litert(trained_run):
     interpreter = inference.load_tflite(trained_run / "export" / "model.tflite")
     inputs = interpreter.get_signature_runner().get_input_details()
@@ -238,6 +254,7 @@ def test_a_model_needing_flex_ops_fails_tflite_export_loudly(tmp_path):
                           ExportConfig(formats=["keras", "tflite"]))
 
 
+@pytest.mark.slow
 def test_run_card_records_versions_seed_and_hashes(trained_run, user_csv):
     import hashlib
 
@@ -275,6 +292,7 @@ def test_named_data_fingerprint_is_stable():
     assert first != data_fingerprint("smartwatch", "binary")
 
 
+@pytest.mark.slow
 def test_a_quantized_file_missing_its_threshold_is_kept_with_a_warning(user_csv, tmp_path,
                                                                         monkeypatch, capsys):
     """Quantization error is reported, not fatal: the run succeeds and says so loudly."""

@@ -13,9 +13,14 @@ from datasets.streaming import StreamingSplits
 from tasks.binary_classify import main
 from tasks.config import DEFAULT_EXPORTS, EXPORT_FORMATS, DataConfig
 from tasks.regression import main as regression_main
-from tests.datasets.test_streaming import PRICE_SHARDS, price_table
-from tests.tasks.conftest import make_user_frame, read_metrics
-from tests.tasks.test_cli_errors import assert_one_error_line, run_main
+from tests.helpers import (
+    PRICE_SHARDS,
+    assert_one_error_line,
+    make_user_frame,
+    price_table,
+    read_metrics,
+    run_main,
+)
 
 ROWS = 1200
 SAMPLE = ["--set", "data.sample_rows=200", "--set", "data.held_out_rows=80"]
@@ -50,6 +55,7 @@ def streamed_run(tmp_path_factory):
     return root / "run", read, root / "shards", output.getvalue()
 
 
+@pytest.mark.slow
 def test_streamed_run_writes_the_contracted_run_directory(streamed_run):
     run_dir, *_ = streamed_run
     metrics = read_metrics(run_dir)
@@ -65,6 +71,7 @@ def test_streamed_run_writes_the_contracted_run_directory(streamed_run):
     assert "streamed:" in (run_dir / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_every_row_is_counted_and_only_samples_are_held(streamed_run):
     run_dir, *_ = streamed_run
     metrics = read_metrics(run_dir)
@@ -76,6 +83,7 @@ def test_every_row_is_counted_and_only_samples_are_held(streamed_run):
     assert metrics["rows"]["train"] > 700  # trained on every training row, not the sample
 
 
+@pytest.mark.slow
 def test_epochs_are_passes_over_the_training_rows(streamed_run):
     run_dir, _, _, output = streamed_run
     metrics = read_metrics(run_dir)
@@ -88,6 +96,7 @@ def test_epochs_are_passes_over_the_training_rows(streamed_run):
     assert f"trained {len(history)} epochs" in (run_dir / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_pandas_never_reads_the_shards(streamed_run):
     _, read, shards, _ = streamed_run
     assert not [source for source, _ in read if str(shards) in source]
@@ -133,6 +142,7 @@ def test_stream_flag_streams_a_single_csv(user_csv):
                                           "binary", seed=0), StreamingSplits)
 
 
+@pytest.mark.slow
 def test_a_run_on_sorted_shards_is_scored_on_representative_test_rows(tmp_path):
     """Issue 13 (point 8): shards sorted by price, the mean baseline's test RMSE as the gauge.
 

@@ -24,8 +24,7 @@ import pytest
 
 from tasks.binary_classify import main
 from tasks.engine import resume, state_files
-from tests.tasks.test_cli_errors import assert_one_error_line, run_main
-from tests.tasks.test_tuning_runs import completed
+from tests.helpers import assert_one_error_line, completed, epochs_done, run_main
 
 BACKUP_ARGS = ["--target", "bought", "--export", "none", "--epochs", "6",
                "--set", "runtime.backup_seconds=0"]
@@ -47,10 +46,6 @@ def stop_when(ready, signal_number: int = signal.SIGTERM) -> threading.Thread:
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
-
-
-def epochs_done(history: Path) -> int:
-    return max(0, len(history.read_text().splitlines()) - 1) if history.exists() else 0
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +159,7 @@ BACKUP_CASES = {
 
 
 @pytest.mark.parametrize("case", BACKUP_CASES)
+@pytest.mark.slow
 def test_a_damaged_backup_is_one_error_line_and_nothing_is_lost(case, backup_copy, user_csv,
                                                                  capsys):
     tamper, fragment = BACKUP_CASES[case]
@@ -241,6 +237,7 @@ TUNER_CASES = {
 
 
 @pytest.mark.parametrize("case", TUNER_CASES)
+@pytest.mark.slow
 def test_a_damaged_tuner_folder_is_one_error_line_and_nothing_is_written(case, stopped_search,
                                                                          tmp_path, user_csv,
                                                                          capsys):

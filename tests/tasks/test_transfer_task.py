@@ -14,8 +14,7 @@ import pytest
 from datasets.synthetic_images import generate_image_folder
 from tasks import image_classify, predict, transfer_learning
 from tasks.engine import inference
-from tests.tasks.test_cli_errors import assert_one_error_line
-from tests.zoo.test_applications import network_is_reachable
+from tests.helpers import assert_one_error_line, network_is_reachable
 
 SMALL = ["--image-size", "16", "--set", "train.early_stopping_patience=0",
          "--set", "export.latency=false"]
@@ -53,6 +52,7 @@ def transfer_run(folders, pretrained, tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
 def test_both_phases_share_one_history_and_report(transfer_run):
     history = pd.read_csv(transfer_run / "history.csv")
     assert list(history["phase"]) == [1, 1, 1, 2, 2]
@@ -71,6 +71,7 @@ def test_both_phases_share_one_history_and_report(transfer_run):
     assert "two phases: 3 epochs training the head" in (transfer_run / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_backbone_is_the_pretrained_feature_extractor(transfer_run, pretrained):
     """With no fine-tuning step kept, the backbone's weights are the pretrained network's; in
     any case its batch-norm layers were frozen, so their statistics are the pretrained ones."""
@@ -90,6 +91,7 @@ def test_the_backbone_is_the_pretrained_feature_extractor(transfer_run, pretrain
             np.testing.assert_array_equal(old_weight, new_weight)
 
 
+@pytest.mark.slow
 def test_transferred_model_exports_and_predicts_raw_images(transfer_run, folders, tmp_path):
     metrics = json.loads((transfer_run / "metrics.json").read_text())
     assert metrics["exports"]["tflite"]["max_abs_diff"] <= 1e-4

@@ -18,7 +18,7 @@ from common.errors import InputError
 from tasks.binary_classify import default_config
 from tasks.cli import config_from_args
 from tasks.engine import staging, tuner_oracle, tuning
-from tests.tasks.test_cli_errors import assert_one_error_line, run_main
+from tests.helpers import assert_one_error_line, run_main
 from zoo.search_space import Choice, Float, Int
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,10 +19,19 @@ from datasets.registry import load_tabular
 from datasets.tabular import features_from_frame
 from tasks.binary_classify import main
 from tasks.engine import evaluation, fitting
-from tests.tasks.conftest import read_metrics
-from tests.tasks.test_cli_errors import assert_one_error_line, run_main
+from tests.helpers import (
+    ROOT,
+    assert_one_error_line,
+    completed,
+    free_port,
+    printed_trials,
+    read_metrics,
+    run_main,
+    subprocess_env,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
+# Every test runs a search or reads the one the session ran.
+pytestmark = pytest.mark.slow
 TRIALS = 4
 # Narrowed and fixed so the search is small; the settings also exercise --set in a real search.
 SEARCH = ["--tune", "--trials", str(TRIALS), "--max-epochs", "4", "--export", "none",
@@ -158,28 +165,6 @@ def test_overwrite_starts_the_search_over(tuned_run, user_csv, tmp_path):
     assert read_metrics(run_dir)["tuning"]["trials_run"] == 1
 
 
-def completed(trial_folder: Path) -> set[str]:
-    done = set()
-    for path in trial_folder.glob("trial_*/trial.json"):
-        try:
-            trial = json.loads(path.read_text())
-        except json.JSONDecodeError:  # being written
-            continue
-        if trial["status"] == "COMPLETED":
-            done.add(trial["trial_id"])
-    return done
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
-
-
-def printed_trials(output: str) -> list[str]:
-    return [line.split()[1].rstrip(":") for line in output.splitlines()
-            if line.startswith("  trial ")]
-
-
-@pytest.mark.slow
 def test_a_killed_search_resumes_without_rerunning_finished_trials(tuned_run, user_csv,
                                                                    tmp_path, capsys):
     run_dir = tmp_path / "resumed"
@@ -207,13 +192,6 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(tuned_run, us
                                   uninterrupted.drop(columns="seconds"), rtol=1e-5)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.mark.slow
 def test_a_chief_and_two_workers_share_one_search(user_csv, tmp_path):
     run_dir = tmp_path / "distributed"
     command = [sys.executable, "-m", "tasks.binary_classify",
@@ -238,7 +216,6 @@ def test_a_chief_and_two_workers_share_one_search(user_csv, tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["distributed"]
 
 
-@pytest.mark.slow
 def test_the_same_search_in_a_new_process_gives_the_same_table_and_metrics(tuned_run, user_csv,
                                                                             tmp_path):
     """Same command, same seed, a fresh process: the trial table and the tuned run's metrics

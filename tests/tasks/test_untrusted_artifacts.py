@@ -17,13 +17,14 @@ import keras
 import pytest
 
 from tasks import predict, transfer_learning
-from tests.helpers import assert_cli_error, run_cli
-from tests.tasks.test_cli_errors import assert_one_error_line
+from tests.helpers import assert_cli_error, assert_one_error_line, run_cli
 
 KERAS = "model.keras"
 TFLITE = "export/model.tflite"
 SAVEDMODEL = "export/saved_model"
 SCHEMA = "schema.json"
+# Every test starts from the trained run, a whole training run.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -396,7 +397,6 @@ def test_transfer_weights_that_cannot_be_trusted_stop_before_training(
 
 # --- In a real process: one line, no traceback (the finding in issue 13) ---------------------
 
-@pytest.mark.slow
 def test_a_lambda_model_in_a_run_directory_is_one_line_in_a_real_process(run_copy, new_rows):
     lambda_model(run_copy / KERAS)
     result = run_cli("tasks.predict", "--run-dir", run_copy, "--data", new_rows,
@@ -405,7 +405,6 @@ def test_a_lambda_model_in_a_run_directory_is_one_line_in_a_real_process(run_cop
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
-@pytest.mark.slow
 def test_a_garbage_tflite_file_is_one_line_in_a_real_process(run_copy, new_rows):
     """LiteRT reports a broken file natively too; that report is set aside."""
     (run_copy / TFLITE).write_bytes(os.urandom(4096))

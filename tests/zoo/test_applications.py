@@ -12,6 +12,7 @@ import zoo
 from common import compat
 from common.errors import InputError
 from datasets.image_preprocessing import ImagePreprocessor, ImageSchema
+from tests.helpers import network_is_reachable
 from zoo.applications import (
     BACKBONES,
     _backbone_size,
@@ -45,16 +46,6 @@ def keras_home(tmp_path, monkeypatch):
     previous = compat.set_keras_home(str(tmp_path))
     yield tmp_path
     compat.set_keras_home(previous)
-
-
-def network_is_reachable():
-    if any(urllib.request.getproxies().values()):
-        return True
-    try:
-        socket.getaddrinfo("storage.googleapis.com", 443)
-    except OSError:
-        return False
-    return True
 
 
 # --- Backbones from keras.applications ---------------------------------------------------

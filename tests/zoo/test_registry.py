@@ -5,11 +5,7 @@ import numpy as np
 import pytest
 
 import zoo
-
-# Keyword arguments a builder needs beyond the problem; a new kind of model adds its entry here.
-EXAMPLE_INPUTS = {"default": {"input_dim": 7}, "cnn": {"input_shape": (12, 10, 3)},
-                  "resnet": {"input_shape": (12, 10, 3), "depth": 8},
-                  "transfer": {"input_shape": (12, 10, 3), "backbone_size": 32}}
+from tests.helpers import EXAMPLE_INPUTS
 
 PROBLEMS = [("binary", None, 1), ("multiclass", 4, 4), ("regression", None, 1)]
 

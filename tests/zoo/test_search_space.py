@@ -6,7 +6,7 @@ import keras
 import pytest
 
 import zoo
-from tests.zoo.test_registry import EXAMPLE_INPUTS
+from tests.helpers import EXAMPLE_INPUTS
 from zoo.search_space import Choice, Derived, Float, Int, SearchSpace, funnel
 
 # Hyperparameters that set training, not the builder (see tasks.engine.tuning.TRAIN_SETTINGS).
