@@ -38,8 +38,45 @@ class ArgumentParser(argparse.ArgumentParser):
         raise InputError(f"{message}. Run with --help to see the options.")
 
 
-def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentParser:
-    """The flags every task accepts; defaults shown in `--help` come from the task's config."""
+# The flags of a task whose default model trains in two phases (its registration says so).
+TWO_PHASE_FLAGS = ("--weights", "--backbone", "--fine-tune-layers", "--fine-tune-epochs")
+
+
+def _mentions(argv: Sequence[str], flags: Sequence[str]) -> bool:
+    """Whether an argument may be one of `flags` (argparse takes any unambiguous prefix)."""
+    options = [arg.partition("=")[0] for arg in argv if arg.startswith("--") and len(arg) > 2]
+    return any(flag.startswith(option) for option in options for flag in flags)
+
+
+def _two_phase(defaults: TaskConfig, argv: Sequence[str] | None) -> bool:
+    """Whether the task's default model trains in two phases (`zoo.get_spec(name).two_phase`).
+
+    Reading the registration imports the zoo, and so TensorFlow (seconds). Without `--help` and
+    without an argument that may be one of `TWO_PHASE_FLAGS` the answer changes nothing that is
+    parsed, so it is not read: bad data is still reported before TensorFlow loads.
+    """
+    if argv is not None and "-h" not in argv and not _mentions(argv, (*TWO_PHASE_FLAGS,
+                                                                       "--help")):
+        return False
+    import zoo
+
+    try:
+        return zoo.get_spec(defaults.model.name).two_phase
+    except ValueError:  # an unknown model: the run says so, with the choices
+        return False
+
+
+def build_parser(prog: str, description: str, defaults: TaskConfig,
+                 argv: Sequence[str] | None = None) -> ArgumentParser:
+    """The flags every task accepts; defaults shown in `--help` come from the task's config.
+
+    Args:
+        prog: The program name for `--help`.
+        description: Text for `--help`.
+        defaults: The task's default configuration.
+        argv: The arguments that will be parsed, if known: the flags of a two-phase model are
+            then added only where they may be used (see `_two_phase`).
+    """
     parser = ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(f"examples:\n  python -m {prog}\n"
@@ -98,7 +135,7 @@ def build_parser(prog: str, description: str, defaults: TaskConfig) -> ArgumentP
                           help="float16 compute on GPUs, bfloat16 on TPUs (float32 on CPUs)")
     training.add_argument("--tensorboard", action="store_true",
                           help="also write TensorBoard logs to RUN_DIR/logs")
-    if defaults.model.name == "transfer":
+    if _two_phase(defaults, argv):
         transfer = parser.add_argument_group(
             "transfer learning",
             "Phase 1 trains a new head on the frozen backbone; phase 2 unfreezes the backbone's\n"
@@ -204,7 +241,10 @@ def config_from_args(default_config: Callable[[], TaskConfig], argv: Sequence[st
         InputError: For an unknown flag, a bad value or an unreadable --config file.
     """
     config = default_config()
-    args = build_parser(prog, description, config).parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _mentions(argv, ("--verbose",)):  # before the parser may load TensorFlow (_two_phase)
+        native_logs.show()
+    args = build_parser(prog, description, config, argv).parse_args(argv)
     if args.verbose:  # before TensorFlow loads, so its start-up logging shows too
         native_logs.show()
     if args.config:

@@ -36,6 +36,9 @@ DEFAULT_EXPORTS = ("keras", "savedmodel", "tflite", "tflite_int8")
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 TUNERS = ("random", "hyperband", "bayesian")
+# Model settings with a flag of their own (a two-phase model's, in tasks.transfer_learning):
+# messages about them name the flag (tasks.engine.models.settings_error).
+MODEL_SETTING_FLAGS = {"weights": "--weights", "backbone": "--backbone"}
 TUNE_MULTI_WORKER = (
     "--tune does not run under --strategy multi_worker: a search spreads its trials over "
     "processes with keras-tuner's own chief/worker mode (KERASTUNER_* variables, docs/tuning.md). "

@@ -55,11 +55,6 @@ def price_table(rows: int = PRICE_ROWS, seed: int = 5) -> pd.DataFrame:
                          "cut": rng.choice(["fair", "good", "ideal"], rows), "price": price})
 
 
-# Keyword arguments a builder needs beyond the problem; a new kind of model adds its entry here.
-EXAMPLE_INPUTS = {"default": {"input_dim": 7}, "cnn": {"input_shape": (12, 10, 3)},
-                  "resnet": {"input_shape": (12, 10, 3), "depth": 8},
-                  "transfer": {"input_shape": (12, 10, 3), "backbone_size": 32}}
-
 # --- Runs and their outputs --------------------------------------------------------------
 
 # A short binary run: few epochs, no early stopping (fast, not accurate).

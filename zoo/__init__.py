@@ -6,12 +6,15 @@ from zoo import mlp as _mlp  # noqa: F401  (registers "mlp")
 from zoo import resnet as _resnet  # noqa: F401  (registers "resnet")
 from zoo.heads import PROBLEMS, add_head
 from zoo.registry import (
+    ModelSpec,
     build_model,
     get_builder,
     get_search_space,
+    get_spec,
     list_models,
     register_model,
+    unregister_model,
 )
 
-__all__ = ["PROBLEMS", "add_head", "build_model", "get_builder", "get_search_space",
-           "list_models", "register_model"]
+__all__ = ["PROBLEMS", "ModelSpec", "add_head", "build_model", "get_builder", "get_search_space",
+           "get_spec", "list_models", "register_model", "unregister_model"]

@@ -34,7 +34,6 @@ from pathlib import Path
 import keras
 
 from common import compat
-from datasets.errors import InputError
 from zoo.cnn import _augmentation, _check_augmentation, _check_fraction
 from zoo.heads import add_head
 from zoo.layers import ApplicationPreprocessing, MatchChannels, ResizeImages, TrainingOnly
@@ -93,12 +92,13 @@ def _application(backbone: str, weights: str | None, size: tuple[int, int]) -> k
     except Exception as error:
         if weights != "imagenet" or not _is_download_failure(error):
             raise
-        raise InputError(
+        raise ValueError(
             f"the pretrained weights for {backbone} could not be downloaded ({_reason(error)}). "
             f"Place the file {file_name} in the Keras cache folder {weights_cache_folder()} "
             "(that is $KERAS_HOME/models, by default ~/.keras/models) and Keras uses it "
-            "without the network, or train without them: --weights none, or start from a "
-            "model you trained: --weights PATH/model.keras") from error
+            "without the network, or train without them: weights=None, or start from a "
+            "model you trained: weights='PATH/model.keras'. "
+            f"Received: weights={weights!r}, backbone={backbone!r}") from error
     network.name = "backbone"
     return network
 
@@ -106,13 +106,14 @@ def _application(backbone: str, weights: str | None, size: tuple[int, int]) -> k
 def check_weights(backbone: str = "mobilenet_v3_small", weights: str | None = None) -> None:
     """Makes sure `transfer(backbone=..., weights=...)` can get its weights, before a run starts.
 
-    ImageNet weights missing from the Keras cache are downloaded now (an `InputError` naming the
-    cache folder when that fails); a `weights` path must be a loadable `.keras` model with a
-    head. Runs call this before writing anything, so a missing file costs no training.
+    ImageNet weights missing from the Keras cache are downloaded now (the error names the cache
+    folder when that fails); a `weights` path must be a loadable `.keras` model with a head.
+    It is the `check` of the registered "transfer" model: runs call it before writing anything,
+    so a missing file costs no training.
 
     Raises:
-        InputError: The weights cannot be had; the message says where to put them.
-        ValueError: An unknown backbone.
+        ValueError: An unknown backbone, or the weights cannot be had; the message says where
+            to put them.
     """
     if weights is None or str(weights).lower() == "none":
         return
@@ -167,7 +168,8 @@ def feature_extractor(model: keras.Model, keep_augmentation: bool = False) -> ke
     network = _find_network(model)
     if network is None:
         raise ValueError(f"Model {model.name!r} has no layer named 'head', nor any nested model "
-                         "with one: it was not built by the zoo's image builders.")
+                         "with one: it was not built by the zoo's image builders. "
+                         f"Received: model={model.name!r}")
     names = [layer.name for layer in network.layers]
     last = "head_dropout" if "head_dropout" in names else "head"
     captured = {}
@@ -202,7 +204,8 @@ def backbone_layers(model: keras.Model) -> keras.Model:
             except ValueError:
                 continue
     raise ValueError(f"Model {model.name!r} has no nested model named 'backbone'; only "
-                     "models built by zoo.applications.transfer have one.")
+                     f"models built by zoo.applications.transfer have one. "
+                     f"Received: model={model.name!r}")
 
 
 def set_trainable(backbone: keras.Model, top_layers: int) -> None:
@@ -246,15 +249,18 @@ def _nested_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
     return [layer] + [inner for child in layer.layers for inner in _nested_layers(child)]
 
 
+WEIGHTS_HINT = "Give the model.keras of an earlier run, weights='imagenet' or weights=None."
+
+
 def _load_saved_model(path: Path) -> keras.Model:
-    """Loads a run's `model.keras` for `weights=PATH`; InputError (one line) if it cannot."""
+    """Loads a run's `model.keras` for `weights=PATH`; a ValueError if it cannot."""
     if not path.exists():
-        raise InputError(f"--weights: no model file at {path}. Give the model.keras of an "
-                         "earlier run, 'imagenet' or 'none'.")
+        raise ValueError(f"no model file at {path}. {WEIGHTS_HINT} "
+                         f"Received: weights={str(path)!r}")
     if path.suffix != ".keras":
-        raise InputError(f"--weights: {path} is not a .keras model file. Give the model.keras "
-                         "of an earlier run, 'imagenet' or 'none'.")
-    return load_keras_file(path, "--weights")
+        raise ValueError(f"{path} is not a .keras model file. {WEIGHTS_HINT} "
+                         f"Received: weights={str(path)!r}")
+    return load_keras_file(path, "weights")
 
 
 def saved_backbone(path: Path) -> keras.Model:
@@ -265,21 +271,21 @@ def saved_backbone(path: Path) -> keras.Model:
     new model could not be built on it.
 
     Raises:
-        InputError: One line naming the file and what is wrong with it.
+        ValueError: Naming the file and what is wrong with it.
     """
     loaded = _load_saved_model(path)
     network = _find_network(loaded)
     if network is None:
-        raise InputError(f"--weights: the model in {path} has no layer named 'head' (it was not "
-                         "trained by an image task of this zoo), so its features cannot be "
-                         "found.")
+        raise ValueError(f"the model in {path} has no layer named 'head' (it was not trained by "
+                         "an image task of this zoo), so its features cannot be found. "
+                         f"Received: weights={str(path)!r}")
     shapes = [tuple(tensor.shape) for tensor in network.inputs]
     if (len(shapes) != 1 or len(shapes[0]) != 4 or shapes[0][-1] not in (1, 3)
             or None in shapes[0][1:]):
-        raise InputError(f"--weights: the model in {path} is not an image model (its network "
-                         f"takes {', '.join(map(str, shapes))}, not (batch, height, width, 1 or 3 "
+        raise ValueError(f"the model in {path} is not an image model (its network takes "
+                         f"{', '.join(map(str, shapes))}, not (batch, height, width, 1 or 3 "
                          "channels)). Give the model.keras of an image_classify or "
-                         "transfer_learning run.")
+                         f"transfer_learning run. Received: weights={str(path)!r}")
     return feature_extractor(loaded)
 
 
@@ -309,7 +315,8 @@ def _adapt(x: keras.KerasTensor, size: tuple[int, int], channels: int) -> keras.
     return x
 
 
-@register_model("transfer")
+@register_model("transfer", inputs="images", feature_extractor="backbone", check=check_weights,
+                example_inputs={"input_shape": (12, 10, 3), "backbone_size": 32})
 def transfer(
     input_shape: Sequence[int],
     problem: str = "multiclass",
@@ -365,11 +372,9 @@ def transfer(
 
     Raises:
         ValueError: For an unknown backbone (the message lists them) or other invalid
-            arguments.
-        datasets.errors.InputError: When the ImageNet weights cannot be downloaded (the
-            message names the file and the folder to put it in), or `weights` is a path that
-            does not exist, is not a `.keras` file, cannot be loaded or holds no network with
-            a `"head"` layer.
+            arguments; when the ImageNet weights cannot be downloaded (the message names the
+            file and the folder to put it in), or `weights` is a path that does not exist, is
+            not a `.keras` file, cannot be loaded or holds no network with a `"head"` layer.
 
     Example:
         >>> model = transfer((96, 96, 3), num_classes=5, weights="imagenet")

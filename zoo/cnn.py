@@ -116,7 +116,7 @@ SEARCH_SPACE = SearchSpace(
 )
 
 
-@register_model("cnn", search_space=SEARCH_SPACE)
+@register_model("cnn", search_space=SEARCH_SPACE, inputs="images")
 def cnn(
     input_shape: Sequence[int],
     problem: str = "multiclass",
@@ -223,7 +223,8 @@ def cnn(
                     f"input_shape {tuple(input_shape)} is too small for these blocks: with "
                     f"padding={padding!r}, kernel_size={kernel_size} and strides={strides} the "
                     f"feature map vanishes in block {block}. Use padding='same', fewer blocks "
-                    "or larger images.")
+                    f"or larger images. Received: input_shape={tuple(input_shape)}, "
+                    f"filters={tuple(filters)}")
             layer = f"block{block}_conv{index}"
             x = keras.layers.Conv2D(
                 int(count), kernel_size, strides=stride, padding=padding,

@@ -8,10 +8,11 @@ a path in the file), a lookup vocabulary read from a file outside the archive. C
 up only among Keras's own and the registered ones (`zoo.layers`): a class named in the file is
 never imported. This module never turns safe mode off.
 
-What can go wrong with the file becomes an `InputError` with one line naming the file and why:
-a folder, an empty file, not a zip archive (another format, or cut short), a zip that is not a
-Keras archive, a safe-mode refusal (with how to proceed when the model is the user's own), a
-class this project does not know, or anything else Keras or h5py raise while reading it.
+What can go wrong with the file becomes a `ValueError` naming the file and why, ending with
+`Received: ...`: a folder, an empty file, not a zip archive (another format, or cut short), a zip
+that is not a Keras archive, a safe-mode refusal (with how to proceed when the model is the
+user's own), a class this project does not know, or anything else Keras or h5py raise while
+reading it. The zoo names no CLI flag: the tasks turn these into `InputError`s that do.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import zipfile
 from pathlib import Path
 
 import keras
-
-from datasets.errors import InputError
 
 # Parts of Keras's safe-mode refusals -> what the file holds, for the message.
 SAFE_MODE_REFUSALS = {
@@ -56,68 +55,74 @@ def short_reason(error: BaseException) -> str:
     return sentence if len(sentence) <= MAX_REASON else sentence[:MAX_REASON - 3] + "..."
 
 
-def _refusal(path: Path, error: BaseException, prefix: str) -> InputError | None:
+def _error(text: str, path: Path, argument: str) -> ValueError:
+    """The error `text`, ending with what was received as `argument`."""
+    return ValueError(f"{text} Received: {argument}={str(path)!r}")
+
+
+def _refusal(path: Path, error: BaseException, argument: str) -> ValueError | None:
     """The message for a safe-mode refusal, or None if `error` is not one."""
     messages = [text for text in _root_messages(error) if "safe_mode=False" in text]
     if not messages:
         return None
     held = next((what for part, what in SAFE_MODE_REFUSALS.items() if part in messages[-1]),
                 "something safe mode does not load")
-    return InputError(
-        f"{prefix}Keras safe mode refused to load '{path}': it holds {held}. Load only model "
-        "files you trust. If this is your own model and you trust the file, load it in your own "
-        "Python code with keras.saving.load_model(path, safe_mode=False); this project never "
-        "turns safe mode off.")
+    return _error(
+        f"Keras safe mode refused to load '{path}': it holds {held}. Load only model files you "
+        "trust. If this is your own model and you trust the file, load it in your own Python "
+        "code with keras.saving.load_model(path, safe_mode=False); this project never turns "
+        "safe mode off.", path, argument)
 
 
-def _cannot_load(path: Path, prefix: str, why: str) -> InputError:
-    return InputError(f"{prefix}could not load the model in '{path}': {why}. Restore the file or "
-                      "re-run the task that wrote it.")
+def _cannot_load(path: Path, argument: str, why: str) -> ValueError:
+    return _error(f"could not load the model in '{path}': {why}. Restore the file or re-run the "
+                  "task that wrote it.", path, argument)
 
 
-def _check_archive(path: Path, prefix: str) -> None:
+def _check_archive(path: Path, argument: str) -> None:
     """Refuses what cannot be a `.keras` archive before Keras reads it.
 
     Keras's own messages mislead here ("File not found" for a file that is there but not a zip).
     """
     if path.is_dir():
-        raise _cannot_load(path, prefix, "it is a folder, not a .keras file")
+        raise _cannot_load(path, argument, "it is a folder, not a .keras file")
     if not path.is_file():
-        raise InputError(f"{prefix}no model file at '{path}'. Pass the model.keras file a run "
-                         "wrote.")
+        raise _error(f"no model file at '{path}'. Pass the model.keras file a run wrote.", path,
+                     argument)
     size = path.stat().st_size
     if size == 0:
-        raise _cannot_load(path, prefix, "the file is empty (0 bytes)")
+        raise _cannot_load(path, argument, "the file is empty (0 bytes)")
     if not zipfile.is_zipfile(path):
-        raise _cannot_load(path, prefix, f"a .keras file is a zip archive, and this one "
+        raise _cannot_load(path, argument, f"a .keras file is a zip archive, and this one "
                            f"({size:,} bytes) is not: another format, or cut short")
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
     except (zipfile.BadZipFile, OSError) as error:
-        raise _cannot_load(path, prefix, f"it is a damaged zip archive ({short_reason(error)})"
+        raise _cannot_load(path, argument, f"it is a damaged zip archive ({short_reason(error)})"
                            ) from None
     if "config.json" not in names:
         shown = ", ".join(sorted(names)[:3]) or "nothing"
-        raise _cannot_load(path, prefix, f"it is a zip archive but not a Keras model (no "
+        raise _cannot_load(path, argument, f"it is a zip archive but not a Keras model (no "
                            f"config.json; it holds {shown})")
 
 
-def load_keras_file(path: str | Path, flag: str = "") -> keras.Model:
-    """Loads a `.keras` model file in Keras safe mode; every failure is one `InputError` line.
+def load_keras_file(path: str | Path, argument: str = "path") -> keras.Model:
+    """Loads a `.keras` model file in Keras safe mode; every failure is one `ValueError`.
 
     The project's own layers (`zoo.layers`) are registered first, so a fresh process loads the
     files its runs wrote.
 
     Args:
         path: The `.keras` file.
-        flag: How the user gave the file (e.g. `"--weights"`), to start messages with.
+        argument: The name the file was given under (e.g. a builder's `"weights"`), for the
+            `Received: argument='...'` that ends the messages.
 
     Returns:
         The model, uncompiled.
 
     Raises:
-        InputError: The file is missing, a folder, empty, not a Keras archive, refused by safe
+        ValueError: The file is missing, a folder, empty, not a Keras archive, refused by safe
             mode (code inside), names a class that is not Keras's or the zoo's, or cannot be
             read; the message names the file and says what to do.
 
@@ -127,19 +132,18 @@ def load_keras_file(path: str | Path, flag: str = "") -> keras.Model:
     import zoo.layers  # noqa: F401  (registers FillMissing, MissingIndicator, ...)
 
     path = Path(path)
-    prefix = f"{flag}: " if flag else ""
-    _check_archive(path, prefix)
+    _check_archive(path, argument)
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # Keras, h5py and zipfile raise many types for a bad file
-        refusal = _refusal(path, error, prefix)
+        refusal = _refusal(path, error, argument)
         if refusal is not None:
             raise refusal from None
         reason = short_reason(error)
         if reason.startswith("Could not locate class"):
-            raise InputError(
-                f"{prefix}'{path}' needs a class that is neither Keras's nor this project's "
-                f"({reason}); classes named in a model file are never imported from it. If it "
-                "is your own layer, load the file in your own Python code after registering the "
-                "class with keras.saving.register_keras_serializable.") from None
-        raise _cannot_load(path, prefix, reason) from None
+            raise _error(
+                f"'{path}' needs a class that is neither Keras's nor this project's ({reason}); "
+                "classes named in a model file are never imported from it. If it is your own "
+                "layer, load the file in your own Python code after registering the class with "
+                "keras.saving.register_keras_serializable.", path, argument) from None
+        raise _cannot_load(path, argument, reason) from None

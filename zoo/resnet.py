@@ -150,7 +150,8 @@ SEARCH_SPACE = SearchSpace(hyperparameters={
 })
 
 
-@register_model("resnet", search_space=SEARCH_SPACE)
+@register_model("resnet", search_space=SEARCH_SPACE, inputs="images",
+                example_inputs={"input_shape": (12, 10, 3), "depth": 8})
 def resnet(
     input_shape: Sequence[int],
     problem: str = "multiclass",

@@ -205,7 +205,10 @@ def load_artifact(name: str, files: RunFiles) -> Any:
     from zoo.loading import load_keras_file, short_reason
 
     if name == "keras":
-        loaded = load_keras_file(files.artifact)
+        try:
+            loaded = load_keras_file(files.artifact)
+        except ValueError as error:  # the zoo's message names the file and what to do
+            raise InputError(str(error)) from None
     else:
         if name == "savedmodel":
             _check_savedmodel(files.artifact)

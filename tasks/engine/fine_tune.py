@@ -15,22 +15,9 @@ import keras
 import pandas as pd
 
 import zoo
-from common.errors import InputError
 from tasks.config import TrainConfig
 from tasks.engine.outcomes import PreparedData
 from tasks.engine.training import FitPlan, fit_network, read_history, trainable_count
-
-
-def backbone(network: keras.Model, train: TrainConfig) -> keras.Model | None:
-    """The network's pretrained `backbone` layer, or None for a network trained in one phase."""
-    names = {layer.name for layer in network.layers}
-    if "backbone" in names:
-        return zoo.applications.backbone_layers(network)
-    if train.fine_tune_layers:
-        raise InputError(f"train.fine_tune_layers (--fine-tune-layers) applies to models with a "
-                         f"pretrained backbone (--model transfer); '{network.name}' has none. "
-                         f"Received: {train.fine_tune_layers}")
-    return None
 
 
 def layers_text(count: int) -> str:

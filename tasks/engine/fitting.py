@@ -15,9 +15,8 @@ import tensorflow as tf
 
 import zoo
 from common import problems
-from common.errors import InputError
 from tasks.config import TaskConfig, TrainConfig
-from tasks.engine import distribute, fine_tune, presets, resume
+from tasks.engine import distribute, fine_tune, models, presets, resume
 from tasks.engine.inputs import ImageInputs, TableInputs
 from tasks.engine.outcomes import FitOutcome, PreparedData, Training
 from tasks.engine.preparation import prepare_fit
@@ -31,8 +30,8 @@ def fit_configuration(config: TaskConfig, params: dict[str, Any], train: TrainCo
     """Builds, compiles and fits one configuration of `config.model.name`.
 
     The default run, every trial of a search and the refit of its best configuration all train
-    through here, so they differ only in their settings. A network with a pretrained `backbone`
-    layer (`zoo.applications.transfer`) trains in two phases (see `fine_tune`).
+    through here, so they differ only in their settings. A model registered with a feature
+    extractor (`zoo.get_spec(name).two_phase`) trains in two phases (see `fine_tune`).
 
     Args:
         config: The run's configuration (model name, problem).
@@ -60,9 +59,9 @@ def fit_configuration(config: TaskConfig, params: dict[str, Any], train: TrainCo
                 num_classes=problems.get(config.problem).num_classes(len(schema.labels)),
                 **data.preprocessor.builder_inputs(), **params)
         except ValueError as error:  # builders check their arguments with ValueError
-            raise InputError(f"model '{config.model.name}': {error} (set with --set "
-                             "model.NAME=VALUE)") from None
-    backbone = fine_tune.backbone(network, train)
+            raise models.settings_error(config.model.name, error) from None
+    backbone = models.two_phase_layer(zoo.get_spec(config.model.name), network,
+                                      train.fine_tune_layers)
 
     def compile_at(learning_rate: float) -> None:
         with strategy.scope(), distribute.dtype_policy(policy):

@@ -88,9 +88,7 @@ def test_a_model_without_a_search_space_cannot_be_tuned(capsys):
         code, lines = run_main(capsys, "--data", "breast_cancer", "--tune", "--model",
                                "test_untunable")
     finally:
-        from zoo import registry
-
-        registry._BUILDERS.pop("test_untunable")
+        zoo.unregister_model("test_untunable")
     assert code == 2
     assert_one_error_line(lines, "model 'test_untunable' declares no search space")
 

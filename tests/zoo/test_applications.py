@@ -10,7 +10,6 @@ import pytest
 
 import zoo
 from common import compat
-from common.errors import InputError
 from datasets.image_preprocessing import ImagePreprocessor, ImageSchema
 from tests.helpers import network_is_reachable
 from zoo.applications import (
@@ -87,7 +86,8 @@ def test_layers_between_the_image_and_the_backbone():
      r"backbone must be one of \('resnet50', 'resnet50v2', 'mobilenet_v3_small', "
      r"'efficientnet_b0'\). Received: backbone='vgg16'"),
     ({"weights": 3}, ValueError, "weights must be None, 'imagenet' or the path"),
-    ({"weights": "imagenett"}, InputError, "no model file at imagenett"),
+    ({"weights": "imagenett"}, ValueError,
+     "no model file at imagenett. .*Received: weights='imagenett'$"),
     ({"backbone_size": 16}, ValueError, "backbone_size must be"),
     ({"input_shape": (8, 8, 2)}, ValueError, "1 .grayscale. or 3 .RGB. channels"),
     ({"dense_units": (0,)}, ValueError, "dense_units must be"),
@@ -158,7 +158,7 @@ def refuse_downloads(monkeypatch):
 def test_imagenet_weights_that_cannot_be_downloaded_name_the_file_and_cache_folder(
         backbone, keras_home, monkeypatch):
     refuse_downloads(monkeypatch)  # also where the network is reachable: no 100 MB downloads
-    with pytest.raises(InputError) as raised:
+    with pytest.raises(ValueError) as raised:
         transfer((8, 8, 1), num_classes=3, backbone=backbone, weights="imagenet",
                  backbone_size=32)
     message = str(raised.value)
@@ -167,7 +167,10 @@ def test_imagenet_weights_that_cannot_be_downloaded_name_the_file_and_cache_fold
     assert f"the pretrained weights for {backbone} could not be downloaded" in message
     assert f"Place the file {file_name} in the Keras cache folder {keras_home / 'models'} " \
         in message
-    assert "--weights none" in message and "--weights PATH" in message
+    # The zoo names builder arguments, never CLI flags (tasks name those).
+    assert "weights=None" in message and "weights='PATH/model.keras'" in message
+    assert "--" not in message
+    assert message.endswith(f"Received: weights='imagenet', backbone={backbone!r}")
     # The file Keras asked for is the one the message names.
     assert str(raised.value.__cause__).startswith("URL fetch failure on https://")
     assert f"/{file_name}:" in str(raised.value.__cause__)
@@ -181,7 +184,7 @@ def test_without_network_imagenet_weights_fail_fast_with_one_line(keras_home):
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(10.0)  # a network that drops packets must not hang the test run
     try:
-        with pytest.raises(InputError, match=r"could not be downloaded \(.*\)\. Place the file "
+        with pytest.raises(ValueError, match=r"could not be downloaded \(.*\)\. Place the file "
                                              r"weights_mobilenet_v3_small_224_1\.0_float"):
             transfer((8, 8, 1), num_classes=3, weights="imagenet", backbone_size=32)
     finally:
@@ -360,11 +363,13 @@ def test_feature_extractor_finds_the_network_in_a_saved_run_and_can_keep_augment
         feature_extractor(keras.Model(inputs, keras.layers.Dense(2)(inputs)))
 
 
-def test_weights_paths_that_cannot_be_used_are_one_line_input_errors(tmp_path):
+def test_weights_paths_that_cannot_be_used_are_one_line_value_errors(tmp_path):
     def refused(path, message):
-        with pytest.raises(InputError, match=message) as raised:
+        with pytest.raises(ValueError, match=message) as raised:
             transfer((8, 8, 1), num_classes=3, weights=path)
-        assert "\n" not in str(raised.value)
+        text = str(raised.value)
+        assert "\n" not in text and "--" not in text
+        assert text.endswith(f"Received: weights={str(path)!r}")
 
     refused(tmp_path / "missing.keras", "no model file at .*missing.keras")
     (tmp_path / "weights.h5").write_bytes(b"not a model")

@@ -6,7 +6,6 @@ import keras
 import pytest
 
 import zoo
-from tests.helpers import EXAMPLE_INPUTS
 from zoo.search_space import Choice, Derived, Float, Int, SearchSpace, funnel
 
 # Hyperparameters that set training, not the builder (see tasks.engine.tuning.TRAIN_SETTINGS).
@@ -31,7 +30,7 @@ def test_every_corner_of_a_declared_space_builds(name):
         arguments = space.arguments(dict(zip(names, values, strict=True)))
         builder_arguments = {key: value for key, value in arguments.items()
                              if key not in TRAINING}
-        inputs = EXAMPLE_INPUTS.get(name, EXAMPLE_INPUTS["default"])
+        inputs = zoo.get_spec(name).example_inputs
         # The space's values override the example's (e.g. the resnet example's small depth).
         model = zoo.build_model(name, problem="binary", **{**inputs, **builder_arguments})
         assert isinstance(model, keras.Model)
