@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,3 +28,21 @@ def test_ci_runs_the_readme_test_command():
     script = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert script[-1] == quickstart_commands()[1]
     assert "set -euo pipefail" in script
+
+
+@pytest.mark.slow
+def test_the_python_api_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md (Python API)", "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert "done in" in printed
+    predicted = namespace["result"].predict(namespace["people"])
+    assert set(predicted["predicted_buys_smartwatch"]) <= {"yes", "no"}
+    assert (tmp_path / "runs" / "watch" / "metrics.json").exists()
+    assert namespace["tuned"].metrics["tuning"]["trials"] == 3
+    assert namespace["sales"].config.model.params["hidden_units"] == [64, 32]
+    assert namespace["sales"].metrics["problem"] == "regression"
