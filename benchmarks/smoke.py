@@ -8,6 +8,7 @@ meaningless, and refuses `--write`, so docs/BENCHMARKS.md only ever holds real m
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 NOTE = "smoke run (--smoke): tiny sizes, every number below is meaningless; drop --smoke to measure"
@@ -36,6 +37,8 @@ def parse_args(parser: argparse.ArgumentParser, **tiny: Any) -> argparse.Namespa
     args = parser.parse_args()
     if args.smoke:
         if getattr(args, "write", False):
-            parser.error("a --smoke run measures nothing; drop --write (or --smoke)")
+            print("error: a --smoke run measures nothing, so it never writes docs/BENCHMARKS.md. "
+                  "Received: --smoke --write; drop one of them.", file=sys.stderr)
+            raise SystemExit(2)
         print(NOTE, flush=True)
     return args
