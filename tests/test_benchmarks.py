@@ -26,8 +26,7 @@ HELPERS = {
 NUMBER = r"[\d,]+\.?\d*"
 # Lines a script prints only once its measurement ran to the end (regular expressions).
 RESULTS = {
-    "cv_accuracy.py": [rf"\| iris \| accuracy \| {NUMBER} ± {NUMBER} \| \w+ {NUMBER}",
-                       rf"\| diabetes \| rmse \| {NUMBER} ± {NUMBER} \| \w+ {NUMBER}",
+    "cv_accuracy.py": [rf"\| diabetes \| rmse \| {NUMBER} ± {NUMBER} \| \w+ {NUMBER}",
                        r"2-fold CV"],
     "export_table.py": [rf"\| wine \| keras_predict \|  \|  \|  \|  \| {NUMBER} \| 1 \|",
                         rf"\| wine \| tflite_int8 \| {NUMBER} \| {NUMBER} \| .+ \| (yes|NO) \|"],
