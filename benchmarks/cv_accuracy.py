@@ -10,6 +10,7 @@ RMSE, at most the best mean plus one standard deviation).
 
     python benchmarks/cv_accuracy.py [--folds 5] [--write]   # --write updates docs/BENCHMARKS.md
     python benchmarks/cv_accuracy.py --datasets iris --set train.batch_size=16   # a variant
+    python benchmarks/cv_accuracy.py --smoke   # 2 folds of diabetes, 2 epochs
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from doc_section import write_section  # noqa: E402
 from sklearn.model_selection import KFold, StratifiedKFold  # noqa: E402
+from smoke import parse_args  # noqa: E402
 
 from datasets.registry import TABULAR, load_frame  # noqa: E402
 from tasks import binary_classify, multiclass_classify, regression  # noqa: E402
@@ -93,7 +95,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="try a variant of every template, e.g. train.batch_size=16")
-    args = parser.parse_args()
+    # Smoke: a regression set, which no other benchmark's smoke run trains.
+    args = parse_args(parser, folds=2, datasets="diabetes", set=["train.epochs=2"])
     with tempfile.TemporaryDirectory() as work:
         results = {name: cross_validate(name, args.folds, Path(work), tuple(args.set))
                    for name in args.datasets.split(",")}

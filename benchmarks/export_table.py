@@ -9,6 +9,7 @@ Goals (issue 8): int8 file at most 0.3x the float32 TFLite bytes with at most 0.
 drop; single-row LiteRT at least 20x faster than `model.predict`.
 
     python benchmarks/export_table.py [--datasets smartwatch,wine,store_sales,digits] [--write]
+    python benchmarks/export_table.py --smoke   # wine only, 2 epochs, short timings
 """
 
 from __future__ import annotations
@@ -23,21 +24,23 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from doc_section import write_section  # noqa: E402
+from smoke import parse_args  # noqa: E402
 
 from datasets.named_images import NAMED_IMAGES  # noqa: E402
 from datasets.registry import TABULAR  # noqa: E402
-from tasks import binary_classify, image_classify, multiclass_classify, regression
+from tasks import binary_classify, image_classify, multiclass_classify, regression  # noqa: E402
 from tasks.cli import config_from_args  # noqa: E402
-from tasks.engine import latency, runner
+from tasks.engine import latency, runner  # noqa: E402
 
 TASKS = {"binary": binary_classify, "multiclass": multiclass_classify, "regression": regression}
 DATASETS = ("smartwatch", "wine", "store_sales", "digits")
 
 
-def measure(name: str, work: Path) -> dict:
+def measure(name: str, work: Path, epochs: int | None = None) -> dict:
     task = image_classify if name in NAMED_IMAGES else TASKS[TABULAR[name].problem]
-    config = config_from_args(task.default_config, ["--data", name, "--export", "all",
-                                                    "--run-dir", str(work / name)],
+    argv = ["--data", name, "--export", "all", "--run-dir", str(work / name)]
+    config = config_from_args(task.default_config,
+                              argv + (["--epochs", str(epochs)] if epochs else []),
                               task.__name__, "")
     with contextlib.redirect_stdout(io.StringIO()):
         return runner.run(config).metrics
@@ -74,14 +77,15 @@ def main() -> None:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--budget", type=float, default=1.0,
                         help="seconds of repeated calls per timing (a run uses 0.1)")
+    parser.add_argument("--epochs", type=int, help="instead of each template's default")
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
-    args = parser.parse_args()
+    args = parse_args(parser, datasets="wine", budget=0.01, epochs=2)
     latency.BUDGET_SECONDS = args.budget
     lines = ["| dataset | runtime | bytes | x tflite | vs Keras | passed | 1 row (ms) | "
              "x predict | rows/s (256) |", "|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as work:
         for name in args.datasets.split(","):
-            lines += rows(name, measure(name, Path(work)))
+            lines += rows(name, measure(name, Path(work), args.epochs))
             print(f"{name} done", flush=True)
     text = "\n".join(lines)
     print("\n" + text)

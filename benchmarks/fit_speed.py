@@ -12,7 +12,7 @@ stopping:
 The two alternate `--repeats` times; the script prints the median seconds, the ratio, and the
 test accuracy of each (scored with scikit-learn on the same test rows).
 
-    python benchmarks/fit_speed.py [--epochs 100] [--repeats 3]
+    python benchmarks/fit_speed.py [--epochs 100] [--repeats 3] [--smoke]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from sklearn.metrics import accuracy_score  # noqa: E402
+from smoke import parse_args  # noqa: E402
 
 import zoo  # noqa: E402
 from datasets.preprocessing import TabularPreprocessor  # noqa: E402
@@ -91,7 +92,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parse_args(parser, epochs=2, repeats=1)
     x, y, width = prepare(args.seed)
     results: dict[str, list[tuple[float, float]]] = {"naive": [], "ours": []}
     for repeat in range(args.repeats):

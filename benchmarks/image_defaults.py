@@ -8,6 +8,7 @@ the initial weights), and prints the test accuracy of each run and their mean.
     python benchmarks/image_defaults.py --data digits --seeds 0,1,2
     python benchmarks/image_defaults.py --data shapes --per-class 75 --seeds 0,1,2
     python benchmarks/image_defaults.py --set model.rotation=0 --set train.batch_size=64
+    python benchmarks/image_defaults.py --smoke   # one seed, one epoch, one block of 8 filters
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from smoke import parse_args  # noqa: E402
 
 import zoo  # noqa: E402
 from datasets.images import ImageSplits, load_images  # noqa: E402
@@ -85,7 +87,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=75, help="shapes: images per class")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="model.NAME=VALUE (a cnn argument) or train.NAME=VALUE")
-    args = parser.parse_args()
+    args = parse_args(parser, seeds="0", set=["train.epochs=1", "model.filters=[8]"])
     model_params, train_params = overrides(args.set)
     train = replace(IMAGE_TRAIN, **train_params)
     accuracies = []

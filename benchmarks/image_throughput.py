@@ -14,6 +14,7 @@ They alternate `--repeats` times; the script reports median seconds, training im
 (Pillow check + tf.data decode + resize into memory, done once per run) is timed separately.
 
     python benchmarks/image_throughput.py [--repeats 3] [--write]   # --write: docs/BENCHMARKS.md
+    python benchmarks/image_throughput.py --smoke   # 1 repeat, 1 epoch, 32 images, 8 filters
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from doc_section import write_section  # noqa: E402
+from smoke import parse_args  # noqa: E402
 
 import zoo  # noqa: E402
 from datasets.images import ImageSplits, load_images  # noqa: E402
@@ -41,29 +43,31 @@ from tasks.engine import presets, runner  # noqa: E402
 
 # The image task's setting (one step per call: looping whole epochs was slower for CNNs).
 STEPS_PER_EXECUTION = image_classify.default_config().train.steps_per_execution
+SMOKE_MODEL = {"filters": (8,)}  # a one-block CNN traces in a third of the default's time
 
 
-def build(splits: ImageSplits, steps_per_execution: int, seed: int) -> keras.Model:
+def build(splits: ImageSplits, steps_per_execution: int, seed: int,
+          model_params: dict) -> keras.Model:
     keras.utils.set_random_seed(seed)
     model = zoo.build_model("cnn", input_shape=(*splits.image_size, splits.channels),
-                            num_classes=len(splits.labels))
+                            num_classes=len(splits.labels), **model_params)
     model.compile(**presets.compile_arguments("multiclass", "adam", 1e-3, steps_per_execution))
     return model
 
 
-def naive(splits: ImageSplits, epochs: int, seed: int, work: Path) -> float:
-    model = build(splits, 1, seed)
+def naive(splits: ImageSplits, epochs: int, seed: int, work: Path, model_params: dict) -> float:
+    model = build(splits, 1, seed, model_params)
     started = time.perf_counter()
     model.fit(splits.train.images, splits.train.labels, batch_size=32, epochs=epochs,
               validation_data=(splits.validation.images, splits.validation.labels), verbose=0)
     return time.perf_counter() - started
 
 
-def ours(splits: ImageSplits, epochs: int, seed: int, work: Path) -> float:
+def ours(splits: ImageSplits, epochs: int, seed: int, work: Path, model_params: dict) -> float:
     train = TrainConfig(epochs=epochs, batch_size=32, early_stopping_patience=0,
                         reduce_lr_patience=0, steps_per_execution=STEPS_PER_EXECUTION)
     plan = runner.plan_fit(len(splits.train), train)
-    model = build(splits, plan.steps_per_execution, seed)
+    model = build(splits, plan.steps_per_execution, seed, model_params)
     x = {"train": splits.train.images, "validation": splits.validation.images}
     y = {"train": splits.train.labels.astype("int32"),
          "validation": splits.validation.labels.astype("int32")}
@@ -71,11 +75,12 @@ def ours(splits: ImageSplits, epochs: int, seed: int, work: Path) -> float:
     return runner.fit_network(model, x, y, plan, train, run_dir, seed, progress=False)
 
 
-def measure(name: str, splits: ImageSplits, epochs: int, repeats: int, work: Path) -> list[str]:
+def measure(name: str, splits: ImageSplits, epochs: int, repeats: int, work: Path,
+            model_params: dict) -> list[str]:
     seconds: dict[str, list[float]] = {"naive": [], "ours": []}
     for repeat in range(repeats):
         for path, function in (("naive", naive), ("ours", ours)):
-            seconds[path].append(function(splits, epochs, repeat, work))
+            seconds[path].append(function(splits, epochs, repeat, work, model_params))
             print(f"{name} repeat {repeat + 1}: {path:5s} {seconds[path][-1]:6.2f} s", flush=True)
     images = len(splits.train) * epochs
     median = {path: statistics.median(values) for path, values in seconds.items()}
@@ -93,7 +98,7 @@ def main() -> None:
     parser.add_argument("--folder-per-class", type=int, default=250,
                         help="images per class of the generated 4-class 64x64 folder")
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
-    args = parser.parse_args()
+    args = parse_args(parser, repeats=1, digits_epochs=1, folder_epochs=1, folder_per_class=8)
     with tempfile.TemporaryDirectory() as work:
         folder = generate_image_folder(Path(work) / "shapes", classes=4,
                                        per_class=args.folder_per_class, size=64, seed=0)
@@ -103,8 +108,11 @@ def main() -> None:
             shapes = load_images(str(folder), seed=0)
             loads.append(time.perf_counter() - started)
         digits = load_images("digits", seed=0)
-        rows = measure("digits", digits, args.digits_epochs, args.repeats, Path(work))
-        rows += measure("shapes folder", shapes, args.folder_epochs, args.repeats, Path(work))
+        model_params = SMOKE_MODEL if args.smoke else {}
+        rows = measure("digits", digits, args.digits_epochs, args.repeats, Path(work),
+                       model_params)
+        rows += measure("shapes folder", shapes, args.folder_epochs, args.repeats, Path(work),
+                        model_params)
     files = args.folder_per_class * 4
     load = statistics.median(loads)
     text = "\n".join([

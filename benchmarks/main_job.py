@@ -5,6 +5,7 @@ TFLite export with parity checks, report), beside the floor every run pays, a pr
 imports TensorFlow and Keras. Each alternates `--repeats` times; medians are printed.
 
     python benchmarks/main_job.py [--repeats 3]
+    python benchmarks/main_job.py --smoke   # one repeat of a 2-epoch run without exports
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from smoke import parse_args
+
+# A smoke run's main job: the same command, shrunk (the numbers then mean nothing).
+SMOKE_FLAGS = ["--epochs", "2", "--export", "none"]
+
 
 def timed(command: list[str], cwd: str) -> float:
     started = time.perf_counter()
@@ -30,12 +36,13 @@ def timed(command: list[str], cwd: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parse_args(parser, repeats=1)
+    job = [sys.executable, "-m", "tasks.binary_classify", *(SMOKE_FLAGS if args.smoke else [])]
     imports, jobs, fits = [], [], []
     with tempfile.TemporaryDirectory() as work:
         for repeat in range(args.repeats):
             imports.append(timed([sys.executable, "-c", "import tensorflow, keras"], work))
-            jobs.append(timed([sys.executable, "-m", "tasks.binary_classify"], work))
+            jobs.append(timed(job, work))
             runs = sorted(Path(work, "runs").iterdir())
             metrics = json.loads((runs[-1] / "metrics.json").read_text())
             fits.append(metrics["timing"]["fit_seconds"])

@@ -7,6 +7,7 @@ network's training steps run as one call into TensorFlow against calls of `STOP_
 steps with the agreement between them: the difference is what the stop checks cost per epoch.
 
     python benchmarks/stop_agreement.py [--steps 320] [--repeats 200]
+    python benchmarks/stop_agreement.py --smoke   # 2 workers still, 64 steps, 5 agreements
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from smoke import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +87,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=320, help="steps per epoch")
     parser.add_argument("--repeats", type=int, default=200, help="agreements timed")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser, steps=64, repeats=5)
     if args.worker:
         print(json.dumps(worker(args.steps, args.repeats)), flush=True)
         return

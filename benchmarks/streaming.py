@@ -14,6 +14,7 @@ training rows per second (streamed training rows / fit seconds, tracing and the 
 validation included). Goal (issue 7, item 6): peak RSS under 1.5 GB.
 
     python benchmarks/streaming.py [--rows 2000000] [--shards 20] [--write]
+    python benchmarks/streaming.py --smoke   # 2,000 rows in 2 shards, no exports
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 from doc_section import write_section
+from smoke import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,7 +74,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--export", default="keras,savedmodel,tflite,tflite_int8")
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
-    args = parser.parse_args()
+    args = parse_args(parser, rows=2000, shards=2, export="none")
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
@@ -119,7 +121,8 @@ def main() -> None:
         + ") |",
         "",
         f"Command: `python benchmarks/streaming.py --rows {args.rows} --shards {args.shards}"
-        f"{' --write' if args.write else ''}`, which runs `python {shown}`; "
+        f"{' --write' if args.write else ''}{' --smoke' if args.smoke else ''}`, "
+        f"which runs `python {shown}`; "
         f"{platform.machine()}, {os.cpu_count()} CPUs, shared: 1-minute load average "
         f"{load_before:.1f} before the run, {os.getloadavg()[0]:.1f} after it. One run, not a "
         "median; memory is what the goal is about, and it hardly varies with the load.",

@@ -33,17 +33,21 @@ on the raw pixels.
     python benchmarks/transfer_digits.py --seeds 0,1,2 --write
     python benchmarks/transfer_digits.py --ceiling --write
     python benchmarks/transfer_digits.py --probe --write
+    python benchmarks/transfer_digits.py --smoke   # comparison + probe: ResNet-8, 1 epoch
+    python benchmarks/transfer_digits.py --smoke --ceiling   # 2 folds, 1 epoch
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -58,14 +62,34 @@ from sklearn.model_selection import StratifiedKFold  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
+from smoke import parse_args  # noqa: E402
 
 PRETRAIN_CLASSES = range(0, 5)
 NEW_CLASSES = range(5, 10)
-# The small ResNet pretrained on 0-4 and trained from scratch on 5-9: ResNet-20 (three stages of
-# three basic blocks; 8x8 digits end at 2x2).
-RESNET = ["--model", "resnet", "--set", "model.depth=20"]
-HEAD_EPOCHS, FINE_TUNE_EPOCHS = 60, 60
 COMMON = ["--set", "export.latency=false"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The ResNet's depth and every run's epochs (all tiny in a smoke run).
+
+    The small ResNet pretrained on 0-4 and trained from scratch on 5-9 is ResNet-20 (three
+    stages of three basic blocks; 8x8 digits end at 2x2).
+    """
+
+    depth: int = 20
+    head_epochs: int = 60
+    fine_tune_epochs: int = 60
+    epochs: int | None = None  # pretraining and the ceiling; None: image_classify's (150)
+    folds: int = 5  # the ceiling's cross-validation
+
+    def resnet(self) -> list[str]:
+        """`tasks.image_classify` flags for the ResNet (and its epochs, unless the default)."""
+        epochs = ["--epochs", str(self.epochs)] if self.epochs else []
+        return ["--model", "resnet", "--set", f"model.depth={self.depth}", *epochs]
+
+
+SMOKE = Budget(depth=8, head_epochs=1, fine_tune_epochs=1, epochs=1, folds=2)
 
 
 def to_pixels(images: np.ndarray) -> np.ndarray:
@@ -100,12 +124,13 @@ def folders(work: Path, seed: int, per_class: int) -> tuple[Path, Path, Path]:
                                          split(digits.target, seed, per_class), strict=True))
 
 
-def pretrain(folder: Path, seed: int, run_dir: Path) -> dict:
+@functools.cache  # a smoke run probes the network its comparison pretrained
+def pretrain(folder: Path, seed: int, run_dir: Path, budget: Budget) -> dict:
     """ResNet-20 on all of 0-4 through `tasks.image_classify`; its model.keras in `run_dir`."""
     from tasks import image_classify
 
-    return run(image_classify.main, ["--data", str(folder), "--seed", str(seed), *RESNET],
-               run_dir, export="keras")
+    return run(image_classify.main, ["--data", str(folder), "--seed", str(seed),
+                                     *budget.resnet()], run_dir, export="keras")
 
 
 def pretrained_network(run_dir: Path):
@@ -147,25 +172,25 @@ def run(main, argv: list[str], run_dir: Path, export: str = "none") -> dict:
     return metrics
 
 
-def one_seed(seed: int, per_class: int, work: Path, settings: tuple[str, ...] = (),
-             cut: str | None = None) -> dict[str, float]:
+def one_seed(seed: int, per_class: int, work: Path, budget: Budget,
+             settings: tuple[str, ...] = (), cut: str | None = None) -> dict[str, float]:
     from tasks import image_classify, transfer_learning
 
     pretrain_folder, few, rest = folders(work / f"seed{seed}", seed, per_class)
     runs = work / f"runs{seed}"
-    base = pretrain(pretrain_folder, seed, runs / "pretrain")
+    base = pretrain(pretrain_folder, seed, runs / "pretrain", budget)
     weights = runs / "pretrain" / "model.keras"
     if cut:
         weights = cut_at(runs / "pretrain", cut, runs / "cut.keras")
     transfer = run(transfer_learning.main, [
         "--data", str(few), "--test-data", str(rest), "--seed", str(seed),
         "--weights", str(weights),
-        "--epochs", str(HEAD_EPOCHS), "--fine-tune-epochs", str(FINE_TUNE_EPOCHS),
+        "--epochs", str(budget.head_epochs), "--fine-tune-epochs", str(budget.fine_tune_epochs),
         "--fine-tune-layers", "all", *[arg for item in settings for arg in ("--set", item)]],
         runs / "transfer")
     scratch = run(image_classify.main, [
-        "--data", str(few), "--test-data", str(rest), "--seed", str(seed), *RESNET,
-        "--epochs", str(HEAD_EPOCHS + FINE_TUNE_EPOCHS)], runs / "scratch")
+        "--data", str(few), "--test-data", str(rest), "--seed", str(seed), *budget.resnet(),
+        "--epochs", str(budget.head_epochs + budget.fine_tune_epochs)], runs / "scratch")
     result = {"pretrain": base["test"]["accuracy"], "transfer": transfer["test"]["accuracy"],
               "scratch": scratch["test"]["accuracy"],
               "svm": scratch["baselines"]["svm_rbf"]["accuracy"]
@@ -204,7 +229,7 @@ def table(results: list[dict], per_class: int, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
-def ceiling(work: Path, folds: int = 5) -> str:
+def ceiling(work: Path, budget: Budget) -> str:
     """Accuracy on 5-9 with most of their images to learn from: the most any recipe can reach."""
     from tasks import image_classify
 
@@ -212,13 +237,14 @@ def ceiling(work: Path, folds: int = 5) -> str:
     new = np.flatnonzero(np.isin(digits.target, NEW_CLASSES))
     images, labels = digits.images[new], digits.target[new]
     resnet, svm = [], []
+    folds = budget.folds
     splits = StratifiedKFold(folds, shuffle=True, random_state=0).split(images, labels)
     for fold, (learn, test) in enumerate(splits):
         root = work / f"fold{fold}"
         metrics = run(image_classify.main, [
             "--data", str(write_folder(root / "learn", images[learn], labels[learn])),
             "--test-data", str(write_folder(root / "test", images[test], labels[test])),
-            "--seed", str(fold), *RESNET], root / "run")
+            "--seed", str(fold), *budget.resnet()], root / "run")
         resnet.append(metrics["test"]["accuracy"])
         pixels = make_pipeline(StandardScaler(), SVC()).fit(
             images[learn].reshape(len(learn), -1), labels[learn])
@@ -241,13 +267,13 @@ def ceiling(work: Path, folds: int = 5) -> str:
     ])
 
 
-def probe(seed: int, per_class: int, work: Path) -> list[str]:
+def probe(seed: int, per_class: int, work: Path, budget: Budget) -> list[str]:
     """Linear probes of the pretrained stages' features vs the pixels, from the few images."""
     import keras
 
     pretrain_folder, _, _ = folders(work / f"seed{seed}", seed, per_class)
     run_dir = work / f"runs{seed}" / "pretrain"
-    pretrain(pretrain_folder, seed, run_dir)
+    pretrain(pretrain_folder, seed, run_dir, budget)
     network = pretrained_network(run_dir)
     digits = load_digits()
     labels = digits.target
@@ -287,40 +313,46 @@ def main() -> None:
                         help="transfer from the pretrained network cut after LAYER, flattened "
                              "(e.g. stage0_block2_out_relu)")
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
-    args = parser.parse_args()
+    args = parse_args(parser, seeds="0", per_class=5)
     if args.write and (args.transfer_set or args.cut):
         parser.error("--write records the default recipe only; drop --transfer-set and --cut")
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    if args.probe:
-        with tempfile.TemporaryDirectory() as scratch:
-            rows = [row for seed in seeds for row in probe(seed, args.per_class, Path(scratch))]
-        text = "\n".join([
-            f"Linear probe (logistic regression) learned from the same {args.per_class} images "
-            f"per class of 5-9, tested on the other images of 5-9; frozen ResNet-20 pretrained "
-            f"on 0-4; seeds {seeds}. Command: `python benchmarks/transfer_digits.py --probe "
-            f"--seeds {args.seeds} --write`.",
-            "",
-            "| seed | features | accuracy, flattened (%) | averaged over positions (%) |",
-            "|---|---|---|---|",
-            *rows])
-        print(text)
-        if args.write:
-            write_section("transfer-probe", text)
-        return
-    if args.ceiling:
-        with tempfile.TemporaryDirectory() as scratch:
-            text = ceiling(Path(scratch))
-        print(text)
-        if args.write:
-            write_section("transfer-ceiling", text)
-        return
+    budget = SMOKE if args.smoke else Budget()
+    # A smoke run without --probe or --ceiling probes the network it pretrained for the
+    # comparison too: the probe reaches into the saved model, which a refactor could break
+    # unseen. The ceiling's runs are plain `tasks.image_classify` runs, as the comparison's.
     with tempfile.TemporaryDirectory() as scratch:
-        results = [one_seed(seed, args.per_class, Path(scratch), tuple(args.transfer_set),
-                            args.cut) for seed in seeds]
-    text = table(results, args.per_class, seeds)
+        if args.probe or (args.smoke and not args.ceiling):
+            probe_table(args, seeds, budget, Path(scratch))
+        if args.ceiling:
+            text = ceiling(Path(scratch) / "ceiling", budget)
+            print(text)
+            if args.write:
+                write_section("transfer-ceiling", text)
+        if not (args.probe or args.ceiling):
+            results = [one_seed(seed, args.per_class, Path(scratch), budget,
+                                tuple(args.transfer_set), args.cut) for seed in seeds]
+            text = table(results, args.per_class, seeds)
+            print(text)
+            if args.write:
+                write_section("transfer-digits", text)
+
+
+def probe_table(args: argparse.Namespace, seeds: list[int], budget: Budget, work: Path) -> None:
+    """Prints (and with --write records) the linear probes of every seed."""
+    rows = [row for seed in seeds for row in probe(seed, args.per_class, work, budget)]
+    text = "\n".join([
+        f"Linear probe (logistic regression) learned from the same {args.per_class} images "
+        f"per class of 5-9, tested on the other images of 5-9; frozen ResNet-20 pretrained "
+        f"on 0-4; seeds {seeds}. Command: `python benchmarks/transfer_digits.py --probe "
+        f"--seeds {args.seeds} --write`.",
+        "",
+        "| seed | features | accuracy, flattened (%) | averaged over positions (%) |",
+        "|---|---|---|---|",
+        *rows])
     print(text)
     if args.write:
-        write_section("transfer-digits", text)
+        write_section("transfer-probe", text)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ Reported: search wall time and trials per minute (ours also with its refit), bes
 loss and accuracy, test accuracy of each result against the untuned default template on the same
 test rows, and the peak resident memory of each trial (VmHWM, reset before every trial; Linux).
 
-    python benchmarks/tune_speed.py [--trials 20] [--repeats 1] [--write]
+    python benchmarks/tune_speed.py [--trials 20] [--repeats 1] [--write] [--smoke]
 """
 
 from __future__ import annotations
@@ -39,15 +39,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from doc_section import write_section  # noqa: E402
 from sklearn.metrics import accuracy_score  # noqa: E402
+from smoke import parse_args  # noqa: E402
 
 import zoo  # noqa: E402
+from datasets.preprocessing import TabularPreprocessor  # noqa: E402
 from datasets.registry import load_configured  # noqa: E402
 from datasets.tabular import encode_labels, features_from_frame  # noqa: E402
 from tasks.binary_classify import default_config  # noqa: E402
 from tasks.cli import config_from_args  # noqa: E402
 from tasks.engine import presets, runner, tuner_oracle, tuning  # noqa: E402
 
-MAX_EPOCHS = 50
+MAX_EPOCHS = 50  # per trial, both searches (--max-epochs)
 
 
 def peak_rss_mb() -> float:
@@ -74,10 +76,10 @@ def measured(run_trial, log: list[float]):
     return wrapper
 
 
-def tuned_config(trials: int, run_dir: Path, *extra: str):
+def tuned_config(trials: int, run_dir: Path, max_epochs: int, *extra: str):
     return config_from_args(default_config, [
         "--data", "breast_cancer", "--export", "none", "--run-dir", str(run_dir), "--tune",
-        "--trials", str(trials), "--max-epochs", str(MAX_EPOCHS), *extra],
+        "--trials", str(trials), "--max-epochs", str(max_epochs), *extra],
         "tasks.binary_classify", "")
 
 
@@ -86,11 +88,13 @@ def prepare(config) -> tuple[dict, dict, int]:
     splits = load_configured(config.data, config.problem, config.runtime.seed)
     frames = {"train": splits.train, "validation": splits.validation, "test": splits.test}
     features = {name: features_from_frame(frame, splits.schema) for name, frame in frames.items()}
-    ids = {name: encode_labels(frame[splits.schema.target], splits.schema)
-           for name, frame in frames.items()}
-    data = runner.prepare_training_data(config.problem, splits.schema,
-                                        config.data.max_categories, features, ids)
-    return data.x, data.y, data.preprocessor.width
+    preprocessor = TabularPreprocessor(splits.schema, config.data.max_categories).adapt(
+        features["train"])
+    x = {name: preprocessor.transform(values) for name, values in features.items()}
+    y = {name: presets.training_targets(config.problem,
+                                        encode_labels(frame[splits.schema.target], splits.schema))
+         for name, frame in frames.items()}
+    return x, y, preprocessor.width
 
 
 def test_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
@@ -98,8 +102,8 @@ def test_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     return accuracy_score(y.reshape(-1), probability >= 0.5)
 
 
-def naive(trials: int, work: Path) -> dict:
-    config = tuned_config(trials, work / "unused")
+def naive(trials: int, max_epochs: int, work: Path) -> dict:
+    config = tuned_config(trials, work / "unused", max_epochs)
     space = tuning.resolve_space(config)
     x, y, width = prepare(config)
     log: list[float] = []
@@ -107,7 +111,7 @@ def naive(trials: int, work: Path) -> dict:
     class HyperModel(keras_tuner.HyperModel):
         def build(self, hp):
             values = {name: hp.get(name) for name in space.search}
-            params, train = tuning.configure(config, space, values, MAX_EPOCHS)
+            params, train = tuning.configure(config, space, values, max_epochs)
             model = zoo.build_model("mlp", input_dim=width, problem="binary", **params)
             model.compile(**presets.compile_arguments("binary", train.optimizer,
                                                       train.learning_rate))
@@ -121,7 +125,7 @@ def naive(trials: int, work: Path) -> dict:
                          hyperparameters=tuner_oracle.hyperparameters(space.search),
                          directory=str(work), project_name="naive")
     started, cpu = time.perf_counter(), time.process_time()
-    tuner.search(x["train"], y["train"], batch_size=32, epochs=MAX_EPOCHS,
+    tuner.search(x["train"], y["train"], batch_size=32, epochs=max_epochs,
                  validation_data=(x["validation"], y["validation"]), verbose=0,
                  callbacks=[keras.callbacks.EarlyStopping(patience=5)])
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -133,7 +137,7 @@ def naive(trials: int, work: Path) -> dict:
             "test_accuracy": test_accuracy(model, x["test"], y["test"]), "rss": log}
 
 
-def ours(trials: int, work: Path) -> dict:
+def ours(trials: int, max_epochs: int, work: Path) -> dict:
     log: list[float] = []
     cpu: list[float] = []
     run_trial, search = tuner_oracle.TrialTuner.run_trial, tuning.search
@@ -147,7 +151,7 @@ def ours(trials: int, work: Path) -> dict:
     tuner_oracle.TrialTuner.run_trial, tuning.search = measured(run_trial, log), timed_search
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            metrics = runner.run(tuned_config(trials, work / "ours")).metrics
+            metrics = runner.run(tuned_config(trials, work / "ours", max_epochs)).metrics
     finally:
         tuner_oracle.TrialTuner.run_trial, tuning.search = run_trial, search
     tuned = metrics["tuning"]
@@ -159,9 +163,10 @@ def ours(trials: int, work: Path) -> dict:
             "default_refit_test_accuracy": tuned["default"]["test"]["accuracy"], "rss": log}
 
 
-def default_template(work: Path) -> float:
+def default_template(work: Path, epochs: int | None = None) -> float:
     config = default_config()
     config.data.data, config.export.formats = "breast_cancer", []
+    config.train.epochs = epochs or config.train.epochs
     config.runtime.run_dir = str(work / "default")
     with contextlib.redirect_stdout(io.StringIO()):
         return runner.run(config).metrics["test"]["accuracy"]
@@ -207,15 +212,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--max-epochs", type=int, default=MAX_EPOCHS, help="per trial")
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
-    args = parser.parse_args()
+    args = parse_args(parser, trials=2, max_epochs=2)
     results: dict[str, list[dict]] = {"naive": [], "ours": []}
     with tempfile.TemporaryDirectory() as work:
-        default = default_template(Path(work))
+        default = default_template(Path(work), args.max_epochs if args.smoke else None)
         for repeat in range(args.repeats):
             for name, function in (("naive", naive), ("ours", ours)):
                 keras.backend.clear_session()
-                result = function(args.trials, Path(work) / f"{name}-{repeat}")
+                result = function(args.trials, args.max_epochs, Path(work) / f"{name}-{repeat}")
                 results[name].append(result)
                 print(f"repeat {repeat + 1}: {name:5s} search {result['seconds']:6.1f} s, "
                       f"best validation loss {result['validation_loss']:.4f}, test accuracy "
