@@ -2,7 +2,7 @@
 
 For every dataset, each fold is held out once as the test set; the task's default template runs
 on the other rows exactly as a user would run it (`--data train.csv --test-data test.csv`: the
-runner splits its own validation rows from the training rows), and the baselines of the same run
+engine splits its own validation rows from the training rows), and the baselines of the same run
 are scored on the same test rows. The table gives mean ± standard deviation over the folds.
 
 Goal: the template's mean is at least the best baseline's mean minus one standard deviation (for
@@ -32,7 +32,7 @@ from smoke import parse_args  # noqa: E402
 from datasets.registry import TABULAR, load_frame  # noqa: E402
 from tasks import binary_classify, multiclass_classify, regression  # noqa: E402
 from tasks.cli import config_from_args  # noqa: E402
-from tasks.engine import presets, runner  # noqa: E402
+from tasks.engine import pipeline, presets  # noqa: E402
 
 TASKS = {"binary": binary_classify, "multiclass": multiclass_classify, "regression": regression}
 DATASETS = ("breast_cancer", "smartwatch", "wine", "iris", "diabetes", "store_sales")
@@ -57,7 +57,7 @@ def cross_validate(name: str, folds: int, work: Path,
         argv += [part for item in overrides for part in ("--set", item)]
         config = config_from_args(task.default_config, argv, task.__name__, "")
         with contextlib.redirect_stdout(io.StringIO()):
-            metrics = runner.run(config).metrics
+            metrics = pipeline.run(config).metrics
         scores.setdefault("template", []).append(metrics["test"][preset.headline])
         for baseline, values in metrics["baselines"].items():
             scores.setdefault(baseline, []).append(values[preset.headline])

@@ -30,7 +30,7 @@ from datasets.named_images import NAMED_IMAGES  # noqa: E402
 from datasets.registry import TABULAR  # noqa: E402
 from tasks import binary_classify, image_classify, multiclass_classify, regression  # noqa: E402
 from tasks.cli import config_from_args  # noqa: E402
-from tasks.engine import latency, runner  # noqa: E402
+from tasks.engine import latency, pipeline  # noqa: E402
 
 TASKS = {"binary": binary_classify, "multiclass": multiclass_classify, "regression": regression}
 DATASETS = ("smartwatch", "wine", "store_sales", "digits")
@@ -43,7 +43,7 @@ def measure(name: str, work: Path, epochs: int | None = None) -> dict:
                               argv + (["--epochs", str(epochs)] if epochs else []),
                               task.__name__, "")
     with contextlib.redirect_stdout(io.StringIO()):
-        return runner.run(config).metrics
+        return pipeline.run(config).metrics
 
 
 def rows(name: str, metrics: dict) -> list[str]:

@@ -38,7 +38,7 @@ from datasets.preprocessing import TabularPreprocessor  # noqa: E402
 from datasets.registry import load_tabular  # noqa: E402
 from datasets.tabular import encode_labels, features_from_frame  # noqa: E402
 from tasks.binary_classify import default_config  # noqa: E402
-from tasks.engine import presets, runner  # noqa: E402
+from tasks.engine import presets, training  # noqa: E402
 
 
 def prepare(seed: int):
@@ -79,10 +79,10 @@ def naive(x, y, width, epochs, seed) -> tuple[float, float]:
 def ours(x, y, width, epochs, seed) -> tuple[float, float]:
     train = default_config().train
     train.epochs, train.early_stopping_patience, train.reduce_lr_patience = epochs, 0, 0
-    plan = runner.plan_fit(len(x["train"]), train)
+    plan = training.plan_fit(len(x["train"]), train)
     model = build(width, plan.steps_per_execution, seed)
     with tempfile.TemporaryDirectory() as run_dir:
-        seconds = runner.fit_network(model, x, y, plan, train, Path(run_dir), seed,
+        seconds = training.fit_network(model, x, y, plan, train, Path(run_dir), seed,
                                      progress=False)
     return seconds, test_accuracy(model, x["test"], y["test"])
 

@@ -1,6 +1,6 @@
 """Test accuracy of the default CNN and training settings, over several split seeds.
 
-Trains exactly as the runner does (`tasks.engine.runner.plan_fit` + `fit_network`: cached tf.data,
+Trains exactly as the engine does (`tasks.engine.training.plan_fit` + `fit_network`: cached tf.data,
 early stopping on validation loss with the best weights restored, learning-rate reduction) on
 `digits` or on a small generated folder of shapes, once per seed (the seed sets the split and
 the initial weights), and prints the test accuracy of each run and their mean.
@@ -31,7 +31,7 @@ import zoo  # noqa: E402
 from datasets.images import ImageSplits, load_images  # noqa: E402
 from datasets.synthetic_images import generate_image_folder  # noqa: E402
 from tasks.config import TrainConfig, parse_value  # noqa: E402
-from tasks.engine import presets, runner  # noqa: E402
+from tasks.engine import presets, training  # noqa: E402
 
 # The image task's default training settings, chosen with this script (docs/BENCHMARKS.md).
 # Patience counts epochs, and a small folder has few steps per epoch and a noisy validation
@@ -55,14 +55,14 @@ def train_once(splits: ImageSplits, train: TrainConfig, model_params: dict, seed
     x = {"train": splits.train.images, "validation": splits.validation.images}
     y = {name: presets.training_targets(problem, part.labels)
          for name, part in (("train", splits.train), ("validation", splits.validation))}
-    plan = runner.plan_fit(len(x["train"]), train)
+    plan = training.plan_fit(len(x["train"]), train)
     model = zoo.build_model("cnn", input_shape=(*splits.image_size, splits.channels),
                             problem=problem,
                             num_classes=len(splits.labels) if problem == "multiclass" else None,
                             **model_params)
     model.compile(**presets.compile_arguments(problem, train.optimizer, train.learning_rate,
                                               plan.steps_per_execution))
-    seconds = runner.fit_network(model, x, y, plan, train, run_dir, seed, progress=False)
+    seconds = training.fit_network(model, x, y, plan, train, run_dir, seed, progress=False)
     history = pd.read_csv(run_dir / "history.csv")
     output = keras.ops.convert_to_numpy(model.predict(splits.test.images, verbose=0))
     predicted = (output.reshape(-1) >= 0.5).astype(int) if problem == "binary" else output.argmax(1)

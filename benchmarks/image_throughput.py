@@ -1,4 +1,4 @@
-"""Training throughput of the default CNN: the runner's tf.data path against a naive numpy feed.
+"""Training throughput of the default CNN: the engine's tf.data path against a naive numpy feed.
 
 In one process, on `digits` (8x8 grayscale) and on a generated folder of 64x64 images
 (`datasets.synthetic_images`), the same default CNN is trained for the same epochs, with
@@ -39,7 +39,7 @@ from datasets.images import ImageSplits, load_images  # noqa: E402
 from datasets.synthetic_images import generate_image_folder  # noqa: E402
 from tasks import image_classify  # noqa: E402
 from tasks.config import TrainConfig  # noqa: E402
-from tasks.engine import presets, runner  # noqa: E402
+from tasks.engine import presets, training  # noqa: E402
 
 # The image task's setting (one step per call: looping whole epochs was slower for CNNs).
 STEPS_PER_EXECUTION = image_classify.default_config().train.steps_per_execution
@@ -66,13 +66,13 @@ def naive(splits: ImageSplits, epochs: int, seed: int, work: Path, model_params:
 def ours(splits: ImageSplits, epochs: int, seed: int, work: Path, model_params: dict) -> float:
     train = TrainConfig(epochs=epochs, batch_size=32, early_stopping_patience=0,
                         reduce_lr_patience=0, steps_per_execution=STEPS_PER_EXECUTION)
-    plan = runner.plan_fit(len(splits.train), train)
+    plan = training.plan_fit(len(splits.train), train)
     model = build(splits, plan.steps_per_execution, seed, model_params)
     x = {"train": splits.train.images, "validation": splits.validation.images}
     y = {"train": splits.train.labels.astype("int32"),
          "validation": splits.validation.labels.astype("int32")}
     run_dir = Path(tempfile.mkdtemp(dir=work))
-    return runner.fit_network(model, x, y, plan, train, run_dir, seed, progress=False)
+    return training.fit_network(model, x, y, plan, train, run_dir, seed, progress=False)
 
 
 def measure(name: str, splits: ImageSplits, epochs: int, repeats: int, work: Path,

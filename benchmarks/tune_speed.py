@@ -9,7 +9,7 @@ log scale, dropout, width, depth, optimizer) with random search on the same `bre
   validation_data=(x_val, y_val), callbacks=[EarlyStopping(patience=5)])` on numpy arrays, and
   `tuner.get_best_models()[0]` as the result;
 * ours: `python -m tasks.binary_classify --data breast_cancer --tune --trials 20` as a user runs
-  it (`runner.run`, exports off): trials on the runner's fit path, then the best configuration
+  it (`pipeline.run`, exports off): trials on the engine's fit path, then the best configuration
   refit on train + validation.
 
 Reported: search wall time and trials per minute (ours also with its refit), best validation
@@ -47,7 +47,7 @@ from datasets.registry import load_configured  # noqa: E402
 from datasets.tabular import encode_labels, features_from_frame  # noqa: E402
 from tasks.binary_classify import default_config  # noqa: E402
 from tasks.cli import config_from_args  # noqa: E402
-from tasks.engine import presets, runner, tuner_oracle, tuning  # noqa: E402
+from tasks.engine import pipeline, presets, tuner_oracle, tuning  # noqa: E402
 
 MAX_EPOCHS = 50  # per trial, both searches (--max-epochs)
 
@@ -84,7 +84,7 @@ def tuned_config(trials: int, run_dir: Path, max_epochs: int, *extra: str):
 
 
 def prepare(config) -> tuple[dict, dict, int]:
-    """The run's split as numpy arrays, preprocessed as the runner does (adapted on train)."""
+    """The run's split as numpy arrays, preprocessed as the engine does (adapted on train)."""
     splits = load_configured(config.data, config.problem, config.runtime.seed)
     frames = {"train": splits.train, "validation": splits.validation, "test": splits.test}
     features = {name: features_from_frame(frame, splits.schema) for name, frame in frames.items()}
@@ -151,7 +151,7 @@ def ours(trials: int, max_epochs: int, work: Path) -> dict:
     tuner_oracle.TrialTuner.run_trial, tuning.search = measured(run_trial, log), timed_search
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            metrics = runner.run(tuned_config(trials, work / "ours", max_epochs)).metrics
+            metrics = pipeline.run(tuned_config(trials, work / "ours", max_epochs)).metrics
     finally:
         tuner_oracle.TrialTuner.run_trial, tuning.search = run_trial, search
     tuned = metrics["tuning"]
@@ -169,7 +169,7 @@ def default_template(work: Path, epochs: int | None = None) -> float:
     config.train.epochs = epochs or config.train.epochs
     config.runtime.run_dir = str(work / "default")
     with contextlib.redirect_stdout(io.StringIO()):
-        return runner.run(config).metrics["test"]["accuracy"]
+        return pipeline.run(config).metrics["test"]["accuracy"]
 
 
 def rss_summary(log: list[float]) -> str:

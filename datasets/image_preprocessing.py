@@ -57,7 +57,7 @@ class ImageSchema:
 
 
 class ImagePreprocessor:
-    """Image preprocessing with the interface the runner uses for tables.
+    """Image preprocessing with the interface the engine uses for tables.
 
     Args:
         schema: The images' size, channels and labels.

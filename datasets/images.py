@@ -27,7 +27,7 @@ Rules (the same for training, `--test-data` and prediction):
 Decoding is one `tf.data` pipeline (`datasets/image_decoding.py`: read, `tf.io.decode_image`,
 channels, resize; parallel map, batched, prefetched) run once; files TensorFlow's decoders refuse
 but Pillow reads (1-bit BMPs) are converted to PNG first. Training then feeds the in-memory uint8
-arrays through the runner's cached `tf.data` pipeline, so files are not decoded again every
+arrays through the engine's cached `tf.data` pipeline, so files are not decoded again every
 epoch.
 """
 

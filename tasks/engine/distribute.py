@@ -4,7 +4,7 @@ Model building and compiling happen inside `strategy.scope()` (see `fitting`). T
 batch is the per-replica batch (`--batch-size`) times the replicas. The learning rate is used as
 given: when N replicas make the global batch N times larger, the usual starting point is the
 linear scaling rule (N times the single-device rate, with a few epochs of warm-up when N is
-large), or keep the global batch by dividing `--batch-size` by N. The runner does neither
+large), or keep the global batch by dividing `--batch-size` by N. The engine does neither
 silently.
 
 Strategies (`--strategy`):
@@ -152,7 +152,7 @@ def precision_policy(enabled: bool, strategy: tf.distribute.Strategy) -> str:
 
     `mixed_bfloat16` under a TPU strategy, `mixed_float16` when a GPU is visible, else `float32`:
     float16 matrix products on CPUs are emulated and slower than float32, so a CPU-only run keeps
-    float32 (the runner prints a warning).
+    float32 (the engine prints a warning).
     """
     if not enabled:
         return "float32"

@@ -1,4 +1,4 @@
-"""What the runner needs to know about a task's kind of input: tables or images.
+"""What the engine needs to know about a task's kind of input: tables or images.
 
 The engine (`pipeline.py`) is one path for every task; the few steps that depend on the kind
 of input are methods here:
@@ -11,7 +11,7 @@ of input are methods here:
 * extra test plots: none, or a grid of misclassified images.
 
 Streamed CSV shards (`StreamedTableInputs`) are a table whose features are bounded samples; the
-one extra step is `training_stream`, which the runner trains on instead of the sample.
+one extra step is `training_stream`, which the engine trains on instead of the sample.
 Everything else (build, compile, fit, score, export, report) is shared.
 """
 
@@ -35,7 +35,7 @@ SPLITS = ("train", "validation", "test")
 
 
 class TableInputs:
-    """A table's splits as the runner uses them.
+    """A table's splits as the engine uses them.
 
     Args:
         splits: The loaded, validated splits.
@@ -102,7 +102,7 @@ class TableInputs:
 
 
 class StreamedTableInputs(TableInputs):
-    """Streamed CSV shards as the runner uses them (see `datasets/streaming.py`).
+    """Streamed CSV shards as the engine uses them (see `datasets/streaming.py`).
 
     `features` and `ids` are the bounded samples held in memory, each drawn uniformly over all
     rows of its split: `sample_rows` training rows (preprocessing, baselines, int8 calibration)
@@ -166,7 +166,7 @@ class StreamedTableInputs(TableInputs):
 
 
 class ImageInputs:
-    """An image dataset's splits as the runner uses them.
+    """An image dataset's splits as the engine uses them.
 
     Args:
         splits: A `datasets.images.ImageSplits`.
@@ -230,7 +230,7 @@ class ImageInputs:
 
 
 def inputs_for(splits: Any, inputs: str, max_categories: int) -> TableInputs | ImageInputs:
-    """Wraps loaded splits for the runner (`inputs` is `TaskConfig.inputs`)."""
+    """Wraps loaded splits for the engine (`inputs` is `TaskConfig.inputs`)."""
     if inputs == "images":
         return ImageInputs(splits)
     if isinstance(splits, StreamingSplits):

@@ -97,7 +97,7 @@ PRESETS: dict[str, ProblemPreset] = {
         plots=("confusion_matrix",),
         per_class=evaluation.per_class_table,
     ),
-    # The network learns the standardized target; the runner appends a Rescaling layer so every
+    # The network learns the standardized target; the engine appends a Rescaling layer so every
     # exported model outputs the target's own units.
     problems.REGRESSION.name: ProblemPreset(
         problem=problems.REGRESSION,

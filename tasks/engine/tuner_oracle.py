@@ -2,7 +2,7 @@
 
 `tasks.engine.tuning` drives the search (the space, the settings of a trial, resuming, the
 result); this module holds what speaks keras-tuner: building the oracle of `--tuner`, the
-`keras_tuner.Tuner` whose trials go through the runner's own fit path, serving the oracle to
+`keras_tuner.Tuner` whose trials go through the engine's own fit path, serving the oracle to
 distributed workers, repairing a reloaded oracle's state, and reading the trials back as a table.
 keras-tuner internals it needs go through `common.compat`.
 """
@@ -78,7 +78,7 @@ def make_oracle(tune: TuneConfig, seed: int, objective: str,
 
 
 class TrialTuner(keras_tuner.Tuner):
-    """Runs each trial through the runner's fit path, in a clean Keras session.
+    """Runs each trial through the engine's fit path, in a clean Keras session.
 
     Args:
         oracle: From `make_oracle`.

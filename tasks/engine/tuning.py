@@ -1,8 +1,8 @@
-"""Hyperparameter search with keras-tuner over the runner's own fit path (`--tune`).
+"""Hyperparameter search with keras-tuner over the engine's own fit path (`--tune`).
 
 The model's search space is declared next to its builder (`zoo.get_search_space`); the task's
 configuration narrows or fixes it. keras-tuner's oracle (random search, Hyperband or Bayesian
-optimization) proposes values; each trial is trained by the function the runner passes in, which
+optimization) proposes values; each trial is trained by the function the engine passes in, which
 builds, compiles and fits with the same code as an ordinary run, and is scored on the validation
 split only. The search never sees the test split. See docs/tuning.md.
 
