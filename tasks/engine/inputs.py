@@ -17,6 +17,7 @@ Everything else (build, compile, fit, score, export, report) is shared.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from datasets.preprocessing import TabularPreprocessor
 from datasets.streaming import StreamingSplits, TrainingStream
 from datasets.tabular import TabularSplits, encode_labels, features_from_frame
 from tasks.engine import evaluation, plots
+from tasks.engine.outcomes import DataFacts
 from tasks.engine.presets import ProblemPreset
 
 SPLITS = ("train", "validation", "test")
@@ -84,17 +86,15 @@ class TableInputs:
             train, self.splits.test, self.schema, seed, preset.baselines(self.schema, seed),
             preset.baseline_output, preset.score)
 
-    def summary(self, preprocessor: TabularPreprocessor) -> dict[str, Any]:
+    def summary(self, preprocessor: TabularPreprocessor) -> DataFacts:
         """The report's data facts."""
         train = self.splits.train[self.schema.target]
-        return {
-            "target": self.schema.target,
-            "labels": self.schema.labels,
-            "target_range": ([float(train.min()), float(train.max())]
-                             if not problems.get(self.schema.problem).classifies else None),
-            "features": f"{len(self.schema.numeric)} numeric, {len(self.schema.categorical)} "
-                        f"categorical ({preprocessor.width} model inputs after preprocessing)",
-        }
+        return DataFacts(
+            target=self.schema.target, labels=self.schema.labels,
+            target_range=([float(train.min()), float(train.max())]
+                          if not problems.get(self.schema.problem).classifies else None),
+            features=f"{len(self.schema.numeric)} numeric, {len(self.schema.categorical)} "
+                     f"categorical ({preprocessor.width} model inputs after preprocessing)")
 
     def extra_plots(self, output: np.ndarray, predicted: np.ndarray, plot_dir: Path) -> list[str]:
         """Input-specific test plots (none for tables)."""
@@ -147,16 +147,16 @@ class StreamedTableInputs(TableInputs):
             "test_data": splits.test_source,
         }
 
-    def summary(self, preprocessor: TabularPreprocessor) -> dict[str, Any]:
+    def summary(self, preprocessor: TabularPreprocessor) -> DataFacts:
         """The report's data facts, with what was streamed and what was sampled."""
         counts = self.splits.counts
-        return {**super().summary(preprocessor), "streaming": (
+        return dataclasses.replace(super().summary(preprocessor), streaming=(
             f"{counts.train:,} training rows streamed from {len(self.splits.files)} file(s) "
             f"(`{self.splits.pattern}`) every epoch; the schema, preprocessing statistics, "
             f"baselines and int8 calibration come from a seeded uniform sample of "
             f"{len(self.ids['train']):,} of them; validation and test are seeded uniform "
             f"samples of {len(self.ids['validation']):,} and {len(self.ids['test']):,} of "
-            "all their rows")}
+            "all their rows"))
 
     def training_stream(self, preprocessor: TabularPreprocessor, target_mean: float = 0.0,
                         target_std: float = 1.0) -> TrainingStream:
@@ -211,15 +211,14 @@ class ImageInputs:
             np.concatenate([self.ids[name] for name in splits]),
             self.features["test"][INPUT_NAME], self.ids["test"], seed, preset.score)
 
-    def summary(self, preprocessor: ImagePreprocessor) -> dict[str, Any]:
+    def summary(self, preprocessor: ImagePreprocessor) -> DataFacts:
         """The report's data facts."""
         height, width = self.schema.image_size
-        return {"target": self.schema.target, "labels": self.schema.labels,
-                "target_range": None,
-                "features": f"{height}x{width} pixels, {self.schema.channels} channel(s), "
-                            "taken as raw uint8"
-                            + (f"; {len(self.splits.skipped)} unreadable files skipped"
-                               if self.splits.skipped else "")}
+        return DataFacts(
+            target=self.schema.target, labels=self.schema.labels, target_range=None,
+            features=f"{height}x{width} pixels, {self.schema.channels} channel(s), taken as raw "
+                     "uint8" + (f"; {len(self.splits.skipped)} unreadable files skipped"
+                                if self.splits.skipped else ""))
 
     def extra_plots(self, output: np.ndarray, predicted: np.ndarray, plot_dir: Path) -> list[str]:
         """A grid of misclassified test images."""

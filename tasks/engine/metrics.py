@@ -15,7 +15,7 @@ import tasks
 from tasks.config import TaskConfig
 from tasks.engine import distribute, fine_tune, presets, tuning
 from tasks.engine.inputs import ImageInputs, StreamedTableInputs, TableInputs
-from tasks.engine.outcomes import ExportOutcome, Scores, Training
+from tasks.engine.outcomes import ExportOutcome, RunSummary, Scores, Training
 
 
 def metrics_document(config: TaskConfig, inputs: TableInputs | ImageInputs, training: Training,
@@ -67,28 +67,26 @@ def metrics_document(config: TaskConfig, inputs: TableInputs | ImageInputs, trai
 
 
 def report_summary(config: TaskConfig, inputs: TableInputs | ImageInputs,
-                   training: Training) -> dict[str, Any]:
+                   training: Training) -> RunSummary:
     """The facts report.md gives beside metrics.json: data, network, settings, phases."""
     fitted = training.fit
-    tuned_settings = training.search.best.settings if training.search else None
-    return {
-        "rows": inputs.row_counts(),
-        **inputs.summary(training.data.preprocessor),
-        "parameters": fitted.network.count_params(),
-        "epochs_run": len(fitted.history),
-        "best_epoch": (int(fitted.history["val_loss"].idxmin()) + 1
-                       if "val_loss" in fitted.history else len(fitted.history)),
-        # The settings the network was trained with: the configuration's, or the search's best.
-        "model_params": {**config.model.params,
-                         **{name: value for name, value in (tuned_settings or {}).items()
-                            if name not in tuning.TRAIN_SETTINGS}},
-        "train": {**{name: getattr(config.train, name)
-                     for name in ("optimizer", "learning_rate", "batch_size")},
-                  **{name: value for name, value in (tuned_settings or {}).items()
-                     if name in tuning.TRAIN_SETTINGS}},
-        "refit": tuned_settings is not None,
-        "phases": fine_tune.phases(fitted.history, config.train),
-    }
+    # The settings the network was trained with: the configuration's, or the search's best.
+    tuned = training.search.best.settings if training.search else {}
+    return RunSummary(
+        rows=inputs.row_counts(),
+        data=inputs.summary(training.data.preprocessor),
+        parameters=fitted.network.count_params(),
+        epochs_run=len(fitted.history),
+        best_epoch=(int(fitted.history["val_loss"].idxmin()) + 1
+                    if "val_loss" in fitted.history else len(fitted.history)),
+        model_params={**config.model.params, **{name: value for name, value in tuned.items()
+                                                if name not in tuning.TRAIN_SETTINGS}},
+        train={**{name: getattr(config.train, name)
+                  for name in ("optimizer", "learning_rate", "batch_size")},
+               **{name: value for name, value in tuned.items()
+                  if name in tuning.TRAIN_SETTINGS}},
+        refit=training.search is not None,
+        phases=fine_tune.phases(fitted.history, config.train))
 
 
 def print_summary(metrics: dict[str, Any], headline: str, run_dir: Path) -> None:

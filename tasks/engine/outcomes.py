@@ -132,6 +132,52 @@ class ExportOutcome:
 
 
 @dataclass
+class DataFacts:
+    """What report.md says about the data (each kind of input fills it, `inputs.summary`).
+
+    Attributes:
+        target: The column (or, for images, the class) predicted.
+        labels: The classes in order (None for regression).
+        target_range: The training targets' smallest and largest value (regression).
+        features: The inputs in words.
+        streaming: What was streamed and what sampled (streamed tables only).
+    """
+
+    target: str
+    labels: list[Any] | None
+    target_range: list[float] | None
+    features: str
+    streaming: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """What report.md gives beside metrics.json: the data, the network and how it trained.
+
+    Attributes:
+        rows: Rows per split.
+        data: The data in words.
+        parameters: The network's parameters.
+        epochs_run: Epochs trained (both phases of a two-phase fit).
+        best_epoch: The epoch with the lowest validation loss (the last, without validation).
+        model_params: The builder settings the network was trained with (a search's best).
+        train: Optimizer, learning rate and batch size it was trained with.
+        refit: Whether it is a search's best configuration refit on train + validation.
+        phases: How a two-phase fit went, or None.
+    """
+
+    rows: dict[str, int]
+    data: DataFacts
+    parameters: int
+    epochs_run: int
+    best_epoch: int
+    model_params: dict[str, Any]
+    train: dict[str, Any]
+    refit: bool
+    phases: dict[str, Any] | None = None
+
+
+@dataclass
 class RunOutcome:
     """What a finished run leaves: where it is, its metrics, the model and its history.
 

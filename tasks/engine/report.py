@@ -9,6 +9,7 @@ from typing import Any
 
 from common import problems  # noqa: E402
 from tasks.engine import parity
+from tasks.engine.outcomes import RunSummary
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -90,7 +91,7 @@ def _setting(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else json.dumps(value).strip('"')
 
 
-def _search_section(metrics: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+def _search_section(metrics: dict[str, Any], summary: RunSummary) -> list[str]:
     """The "Hyperparameter search" section: how it ran, best vs default settings and test."""
     tuning = metrics.get("tuning")
     if not tuning:
@@ -108,8 +109,8 @@ def _search_section(metrics: dict[str, Any], summary: dict[str, Any]) -> list[st
     return [
         "## Hyperparameter search",
         f"{tuning['tuner']} search, {tuning['trials']} trials of up to {tuning['max_epochs']} "
-        f"epochs: each trained on the {summary['rows']['train']} training rows and scored on the "
-        f"{summary['rows']['validation']} validation rows by validation loss (the problem's loss "
+        f"epochs: each trained on the {summary.rows['train']} training rows and scored on the "
+        f"{summary.rows['validation']} validation rows by validation loss (the problem's loss "
         "without the weight penalty). The test rows were not used. "
         f"{tuning['search_seconds']:.1f} s in this run ({pace}). Every trial is in `trials.csv`, "
         "the best in `best_hyperparameters.json`.",
@@ -141,44 +142,44 @@ def _phases_line(phases: dict[str, Any] | None) -> list[str]:
 
 
 def write_report(path: Path, metrics: dict[str, Any], config: dict[str, Any],
-                 summary: dict[str, Any], plots: list[str]) -> None:
+                 summary: RunSummary, plots: list[str]) -> None:
     """Writes `report.md`: data, model, test metrics vs baselines, search, exports, plots."""
     names = list(metrics["test"])
     rows = [["**model**", *[metrics["test"][name] for name in names]]]
     rows += [[name, *[scores.get(name, float("nan")) for name in names]]
              for name, scores in metrics["baselines"].items()]
-    model, train = config["model"], summary["train"]
-    fit = (f"refit on train + validation for {summary['epochs_run']} epochs"
-           if summary["refit"] else
-           f"trained {summary['epochs_run']} epochs (best validation loss at epoch "
-           f"{summary['best_epoch']})")
+    model, train = config["model"], summary.train
+    fit = (f"refit on train + validation for {summary.epochs_run} epochs"
+           if summary.refit else
+           f"trained {summary.epochs_run} epochs (best validation loss at epoch "
+           f"{summary.best_epoch})")
     text = [
         f"# {metrics['task']} on {metrics['dataset']}",
         "",
         "## Data",
-        f"- rows: {summary['rows']['train']} train, {summary['rows']['validation']} validation, "
-        f"{summary['rows']['test']} test (split seed {config['runtime']['seed']})",
-        f"- target: `{summary['target']}`; "
-        + ("classes: " + ", ".join(f"`{label}`" for label in summary["labels"])
-           if summary["labels"] else
-           f"numbers from {summary['target_range'][0]:,.4g} to {summary['target_range'][1]:,.4g}"
-           " (the network learns them standardized; every export outputs these units)")
-        + (f" (positive: `{summary['labels'][-1]}`)"
+        f"- rows: {summary.rows['train']} train, {summary.rows['validation']} validation, "
+        f"{summary.rows['test']} test (split seed {config['runtime']['seed']})",
+        f"- target: `{summary.data.target}`; "
+        + ("classes: " + ", ".join(f"`{label}`" for label in summary.data.labels)
+           if summary.data.labels else
+           "numbers from {:,.4g} to {:,.4g}".format(*summary.data.target_range)
+           + " (the network learns them standardized; every export outputs these units)")
+        + (f" (positive: `{summary.data.labels[-1]}`)"
            if problems.get(metrics["problem"]).positive_class else ""),
-        f"- features: {summary['features']}",
-        *([f"- streamed: {summary['streaming']}"] if summary.get("streaming") else []),
+        f"- features: {summary.data.features}",
+        *([f"- streamed: {summary.data.streaming}"] if summary.data.streaming else []),
         "",
         "## Model",
-        f"- `{model['name']}` with {json.dumps(summary['model_params'])}, "
-        f"{summary['parameters']:,} parameters" + (" (the search's best)" if summary["refit"]
+        f"- `{model['name']}` with {json.dumps(summary.model_params)}, "
+        f"{summary.parameters:,} parameters" + (" (the search's best)" if summary.refit
                                                    else ""),
         f"- {train['optimizer']} at learning rate {train['learning_rate']:.3g}, batch "
         f"{train['batch_size']}; {fit} in {metrics['timing']['fit_seconds']:.1f} s",
-        *_phases_line(summary.get("phases")),
+        *_phases_line(summary.phases),
         "",
         "## Test metrics against baselines",
         "All scored with scikit-learn on the same test rows; baselines fitted on the same "
-        + ("training rows." if not summary.get("streaming") else
+        + ("training rows." if not summary.data.streaming else
            "sample of the training rows that the preprocessing was adapted on."),
         "",
         _table(rows, ["", *names]),
