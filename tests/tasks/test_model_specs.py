@@ -14,20 +14,6 @@ from tasks.engine import models
 from tests.helpers import ROOT
 
 
-@pytest.fixture
-def registered():
-    """Registers throwaway builders for a test and removes them after it."""
-    names = []
-
-    def register(name, **declared):
-        names.append(name)
-        return zoo.register_model(name, **declared)
-
-    yield register
-    for name in names:
-        zoo.unregister_model(name)
-
-
 def options(parser):
     return {option for action in parser._actions for option in action.option_strings}
 

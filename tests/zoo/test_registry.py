@@ -44,21 +44,6 @@ def test_every_model_builds_runs_and_saves(name, problem, num_classes, width, tm
     check_builds_runs_and_saves(name, problem, num_classes, width, tmp_path)
 
 
-@pytest.fixture
-def registered():
-    """Registers throwaway builders for a test and removes them after it."""
-    names = []
-
-    def register(name, **declared):
-        names.append(name)
-        return zoo.register_model(name, **declared)
-
-    yield register
-    for name in dict.fromkeys(names):
-        if name in zoo.list_models():
-            zoo.unregister_model(name)
-
-
 def test_a_new_image_builder_needs_no_test_edits(registered, tmp_path):
     """One decorated function: the registry test's checks build it from its registration."""
 
