@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from common.errors import InputError
 from tasks.config import (
     NAMED_SETTINGS,
+    SEARCH_FLAGS,
     TaskConfig,
     apply_override,
     explicit_settings,
@@ -106,6 +107,10 @@ def configure(config: TaskConfig | str, data: str | Path | None = None,
         raise InputError(f"unknown setting {', '.join(map(repr, unknown))}. Named settings: "
                          f"{', '.join(NAMED_SETTINGS)}; anything else goes in "
                          "settings={'section.key': value}.")
+    searching = [name for name in SEARCH_FLAGS if named.get(name) is not None]
+    if searching and not (tune or config.tune.enabled):
+        raise InputError(f"{', '.join(searching)} only apply to a hyperparameter search. Pass "
+                         f"tune=True, or drop {', '.join(searching)}.")
     explicit: list[str] = []
     given = {"data": data, "target": target, **named}
     for key, value in [*((NAMED_SETTINGS[name], value) for name, value in given.items()

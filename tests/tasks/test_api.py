@@ -61,6 +61,8 @@ def test_predict_gives_what_the_predict_cli_gives(api_run, tmp_path):
     (lambda root: tasks.run("binary_classify", data=root / "missing.csv", target="y",
                             run_dir=root / "run"), "missing.csv"),
     (lambda root: tasks.run("binary_classify", epochz=3), "unknown setting 'epochz'"),
+    (lambda root: tasks.run("binary_classify", trials=3, run_dir=root / "run"),
+     "trials only apply to a hyperparameter search. Pass tune=True"),
     (lambda root: tasks.run("binary_classify", epochs=0, run_dir=root / "run"), "epochs"),
     (lambda root: tasks.run("binary_classify", settings={"model.no_such": 1},
                             run_dir=root / "run"), "no_such"),
