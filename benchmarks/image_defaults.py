@@ -30,8 +30,9 @@ from smoke import parse_args  # noqa: E402
 import zoo  # noqa: E402
 from datasets.images import ImageSplits, load_images  # noqa: E402
 from datasets.synthetic_images import generate_image_folder  # noqa: E402
-from tasks.config import TrainConfig, parse_value  # noqa: E402
+from tasks.config import TrainConfig  # noqa: E402
 from tasks.engine import presets, training  # noqa: E402
+from tasks.settings import parse_value  # noqa: E402
 
 # The image task's default training settings, chosen with this script (docs/BENCHMARKS.md).
 # Patience counts epochs, and a small folder has few steps per epoch and a noisy validation

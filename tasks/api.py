@@ -19,14 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.errors import InputError
-from tasks.config import (
-    NAMED_SETTINGS,
-    SEARCH_FLAGS,
-    TaskConfig,
-    apply_override,
-    explicit_settings,
-    validate,
-)
+from tasks.config import TaskConfig, validate
+from tasks.settings import NAMED_SETTINGS, SEARCH_FLAGS, apply_override, explicit_settings
 
 if TYPE_CHECKING:
     import keras
@@ -94,7 +88,7 @@ def configure(config: TaskConfig | str, data: str | Path | None = None,
             `{"model.hidden_units": [64, 32]}`).
         **named: Named settings, as the CLI flags: `epochs`, `batch_size`, `learning_rate`,
             `optimizer`, `model`, `seed`, `run_dir`, `trials`, `tuner`, `max_epochs`,
-            `test_data`, `strategy`, ... (`config.NAMED_SETTINGS`).
+            `test_data`, `strategy`, ... (`settings.NAMED_SETTINGS`).
 
     Raises:
         InputError: An unknown task or setting, or a bad value.

@@ -16,19 +16,21 @@ from common.errors import InputError
 from tasks.config import (
     DEFAULT_EXPORTS,
     EXPORT_FORMATS,
-    NAMED_SETTINGS,
     OPTIMIZERS,
-    SEARCH_FLAGS,
     STRATEGIES,
     TUNERS,
     TaskConfig,
+    validate,
+)
+from tasks.engine import interrupt, native_logs
+from tasks.settings import (
+    NAMED_SETTINGS,
+    SEARCH_FLAGS,
     apply_mapping,
     apply_override,
     explicit_settings,
     parse_value,
-    validate,
 )
-from tasks.engine import interrupt, native_logs
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -9,14 +9,8 @@ import pytest
 from common.errors import InputError
 from tasks.binary_classify import default_config
 from tasks.cli import config_from_args
-from tasks.config import (
-    DEFAULT_EXPORTS,
-    EXPORT_FORMATS,
-    TaskConfig,
-    apply_mapping,
-    apply_override,
-    validate,
-)
+from tasks.config import DEFAULT_EXPORTS, EXPORT_FORMATS, TaskConfig, validate
+from tasks.settings import apply_mapping, apply_override
 
 PROG = "tasks.binary_classify"
 
